@@ -1,0 +1,47 @@
+# The login shell of `silo connect`, and what home-manager needs to manage
+# itself inside the container (`home-manager switch --flake ...`).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.silo;
+
+  # A stable name for the login shell: the image's `enter` script runs
+  # `silo-shell` from the home-manager profile, so changing the shell is a
+  # `home-manager switch` away and needs no new image.
+  siloShell = pkgs.writeShellScriptBin "silo-shell" ''
+    exec ${cfg.shellCommand} "$@"
+  '';
+in
+{
+  options.silo = {
+    shellCommand = lib.mkOption {
+      type = lib.types.str;
+      default = "${pkgs.bash}/bin/bash --login";
+      defaultText = lib.literalExpression ''"''${pkgs.bash}/bin/bash --login"'';
+      example = lib.literalExpression ''"''${pkgs.zsh}/bin/zsh --login"'';
+      description = ''
+        Command line of the login shell that {command}`silo connect` starts
+        (as the executable {command}`silo-shell`). It is pasted into a shell
+        script after `exec`, so quote arguments as in a shell.
+      '';
+    };
+  };
+
+  config = {
+    home.packages = [ siloShell ];
+
+    # Activation finds nix-env / `nix profile` through this package; the image
+    # has no Nix on PATH outside the store paths it names.
+    nix.package = lib.mkDefault pkgs.nix;
+
+    # Puts the `home-manager` command in the profile so that
+    # `home-manager switch --flake` works inside the container.
+    programs.home-manager.enable = lib.mkDefault true;
+
+    home.stateVersion = lib.mkDefault "25.11";
+  };
+}
