@@ -1,0 +1,219 @@
+//! silo's configuration: the user file and the workspace file, validated and merged.
+
+pub mod defaults;
+pub mod edit;
+pub mod file;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::files;
+use file::{UserFile, WorkspaceFile};
+use values::{FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId};
+
+/// The user-wide files in `$XDG_CONFIG_HOME/silo` (fallback `~/.config/silo`).
+#[derive(Debug, Clone)]
+pub struct UserDir {
+    pub dir: PathBuf,
+}
+
+impl UserDir {
+    /// Locates the directory from the environment, following the XDG rule that a relative
+    /// `XDG_CONFIG_HOME` is ignored.
+    pub fn from_env() -> Result<Self> {
+        let xdg = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let base = match xdg {
+            Some(dir) => dir,
+            None => {
+                let home = std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .context("neither XDG_CONFIG_HOME nor HOME is set to an absolute path")?;
+                home.join(".config")
+            }
+        };
+        Ok(UserDir {
+            dir: base.join("silo"),
+        })
+    }
+
+    pub fn toml(&self) -> PathBuf {
+        self.dir.join("silo.user.toml")
+    }
+
+    pub fn home_nix(&self) -> PathBuf {
+        self.dir.join("home.user.nix")
+    }
+
+    pub fn devcontainer_json(&self) -> PathBuf {
+        self.dir.join("devcontainer.user.json")
+    }
+}
+
+/// The merged configuration every command after `init` works from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[general].user`, from the user file only.
+    pub user: UserName,
+    /// `[general].id`, from the workspace file only.
+    pub id: WorkspaceId,
+    /// `[features].podman`, from the workspace file only.
+    pub podman: bool,
+    /// User paths first, then workspace paths (likewise below).
+    pub shared_paths: Vec<PersistPath>,
+    pub private_paths: Vec<PersistPath>,
+    pub create_args: Vec<String>,
+    pub ports: Vec<PortMapping>,
+    /// `[limits]`, from the workspace file only.
+    pub limits: Limits,
+    /// `[nix.inputs]`: the workspace file wins per input.
+    pub inputs: BTreeMap<String, FlakeRef>,
+}
+
+pub fn load_user_file(path: &Path) -> Result<UserFile> {
+    let source = files::read(path)?;
+    file::parse_user(&source, path)
+}
+
+pub fn load_workspace_file(path: &Path) -> Result<WorkspaceFile> {
+    let source = files::read(path)?;
+    file::parse_workspace(&source, path)
+}
+
+/// Loads both files and merges them by the seed's rules.
+pub fn load(user_path: &Path, workspace_path: &Path) -> Result<Config> {
+    let user = load_user_file(user_path)?;
+    let workspace = load_workspace_file(workspace_path)?;
+    merge(user, workspace).map_err(|e| anyhow!("{}: {e}", user_path.display()))
+}
+
+fn merge(user: UserFile, workspace: WorkspaceFile) -> std::result::Result<Config, String> {
+    let name = user
+        .user
+        .ok_or("[general].user is missing; set it to the user name for the containers")?;
+    let (u, w) = (user.common, workspace.common);
+    let mut inputs = u.inputs;
+    inputs.extend(w.inputs);
+    Ok(Config {
+        user: name,
+        id: workspace.id,
+        podman: workspace.podman,
+        shared_paths: concat(u.shared_paths, w.shared_paths),
+        private_paths: concat(u.private_paths, w.private_paths),
+        create_args: concat(u.create_args, w.create_args),
+        ports: concat(u.ports, w.ports),
+        limits: workspace.limits,
+        inputs,
+    })
+}
+
+/// User values first, then workspace values.
+fn concat<T>(user: Vec<T>, workspace: Vec<T>) -> Vec<T> {
+    user.into_iter().chain(workspace).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use file::{parse_user, parse_workspace};
+
+    fn merged(user: &str, workspace: &str) -> std::result::Result<Config, String> {
+        let user = parse_user(user, Path::new("u.toml")).unwrap();
+        let workspace = parse_workspace(workspace, Path::new("w.toml")).unwrap();
+        merge(user, workspace)
+    }
+
+    #[test]
+    fn lists_concatenate_user_first_and_scalars_come_from_their_file() {
+        let config = merged(
+            r#"
+[general]
+user = "alice"
+[persistence]
+shared_paths = ["$HOME/.cache/uv/"]
+private_paths = ["$HOME/.bash_history"]
+[podman]
+create_args = ["--env=A=1"]
+[network]
+ports = ["3000:3000"]
+[nix.inputs]
+nixpkgs = "github:me/nixpkgs"
+home-manager = "github:me/home-manager"
+"#,
+            r#"
+[general]
+id = "ab3f9c12"
+[features]
+podman = true
+[persistence]
+shared_paths = ["$HOME/.npm/"]
+private_paths = ["/data/"]
+[podman]
+create_args = ["--env=B=2"]
+[network]
+ports = ["8080:8080"]
+[limits]
+cpus = 2
+memory = 512
+processes = 100
+[nix.inputs]
+nixpkgs = "path:/src/nixpkgs"
+"#,
+        )
+        .unwrap();
+        let raws =
+            |paths: &[PersistPath]| paths.iter().map(|p| p.raw().to_owned()).collect::<Vec<_>>();
+        assert_eq!(config.user.as_str(), "alice");
+        assert_eq!(config.id.as_str(), "ab3f9c12");
+        assert!(config.podman);
+        assert_eq!(
+            raws(&config.shared_paths),
+            ["$HOME/.cache/uv/", "$HOME/.npm/"]
+        );
+        assert_eq!(
+            raws(&config.private_paths),
+            ["$HOME/.bash_history", "/data/"]
+        );
+        assert_eq!(config.create_args, ["--env=A=1", "--env=B=2"]);
+        let ports: Vec<String> = config.ports.iter().map(ToString::to_string).collect();
+        assert_eq!(ports, ["3000:3000", "8080:8080"]);
+        assert_eq!(
+            config.limits,
+            Limits {
+                cpus: 2.0,
+                memory_mb: 512,
+                processes: 100
+            }
+        );
+        assert_eq!(config.inputs["nixpkgs"].as_str(), "path:/src/nixpkgs");
+        assert_eq!(
+            config.inputs["home-manager"].as_str(),
+            "github:me/home-manager"
+        );
+    }
+
+    #[test]
+    fn user_is_required() {
+        let err = merged("", "[general]\nid = \"ab3f9c12\"\n").unwrap_err();
+        assert!(err.starts_with("[general].user is missing"), "{err}");
+    }
+
+    #[test]
+    fn user_dir_follows_xdg_rules() {
+        // Only the pure part: the file names below the directory.
+        let dir = UserDir {
+            dir: PathBuf::from("/x/silo"),
+        };
+        assert_eq!(dir.toml(), Path::new("/x/silo/silo.user.toml"));
+        assert_eq!(dir.home_nix(), Path::new("/x/silo/home.user.nix"));
+        assert_eq!(
+            dir.devcontainer_json(),
+            Path::new("/x/silo/devcontainer.user.json")
+        );
+    }
+}

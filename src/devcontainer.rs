@@ -1,0 +1,228 @@
+//! `silo devcontainer`: generate `.devcontainer.json` for VS Code and the Dev Containers
+//! CLI from three merged sources, and act on the devcontainer they create.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+
+use crate::config::defaults;
+use crate::container::{self, MountForm, Record};
+use crate::files::{self, Outcome};
+use crate::image::{self, BuildOptions};
+use crate::lifecycle::{self, ENTER, Enter, Session};
+use crate::podman;
+use crate::volume;
+
+/// Merges `later` into `earlier`: objects key by key, arrays concatenated in order,
+/// anything else replaced by the later value.
+pub fn merge(earlier: Value, later: Value) -> Value {
+    match (earlier, later) {
+        (Value::Object(mut a), Value::Object(b)) => {
+            for (key, value) in b {
+                let merged = match a.remove(&key) {
+                    Some(old) => merge(old, value),
+                    None => value,
+                };
+                a.insert(key, merged);
+            }
+            Value::Object(a)
+        }
+        (Value::Array(mut a), Value::Array(b)) => {
+            a.extend(b);
+            Value::Array(a)
+        }
+        (_, later) => later,
+    }
+}
+
+/// A source file: missing counts as `{}`; invalid JSON is an error naming the position.
+fn read_source(path: &Path) -> Result<Value> {
+    let Some(text) = files::read_optional(path)? else {
+        return Ok(Value::Object(Map::new()));
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid JSON in {} at line {}, column {}: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    if !value.is_object() {
+        bail!("{} must contain a JSON object {{ ... }}", path.display());
+    }
+    Ok(value)
+}
+
+/// silo's part of `.devcontainer.json`: the same image, user mapping, mounts, limits and
+/// `create_args` as the silo container, under the name `silo-<id>-dev`.
+pub fn silo_part(s: &Session, record: &Record, mapping_args: &[String], form: &MountForm) -> Value {
+    let names = &s.names;
+    let mut run_args: Vec<String> = vec![
+        "--name".into(),
+        names.dev_container.clone(),
+        "--hostname".into(),
+        names.dev_container.clone(),
+    ];
+    run_args.extend(mapping_args.iter().cloned());
+    run_args.extend(container::limit_args(&s.config.limits));
+    run_args.extend(s.config.create_args.iter().cloned());
+    let mounts: Vec<String> = record.mounts.iter().map(|m| form.arg(m)).collect();
+    let ports: Vec<u16> = s.config.ports.iter().map(|p| p.container).collect();
+    let user = s.config.user.as_str();
+    json!({
+        "name": names.dev_container,
+        "image": names.image,
+        "containerUser": user,
+        "remoteUser": user,
+        // The user mapping in runArgs already gives the host user's files to the image user.
+        "updateRemoteUserUID": false,
+        // Keep the image's entrypoint: it activates home-manager.
+        "overrideCommand": false,
+        "init": true,
+        "workspaceMount": format!("type=bind,source=${{localWorkspaceFolder}},target={},relabel=shared", names.mount_target),
+        "workspaceFolder": names.mount_target,
+        "mounts": mounts,
+        "forwardPorts": ports,
+        "runArgs": run_args,
+        "customizations": {
+            "vscode": {
+                "settings": {
+                    "terminal.integrated.defaultProfile.linux": "silo",
+                    "terminal.integrated.profiles.linux": { "silo": { "path": ENTER } }
+                }
+            }
+        }
+    })
+}
+
+/// `silo devcontainer [--update]`.
+pub fn generate(s: &Session, user_json: &Path, update: bool) -> Result<()> {
+    image::ensure(s, BuildOptions::default(), false)?;
+    let project = s.ws.devcontainer_json();
+    if files::write_new(&project, defaults::DEVCONTAINER_JSON)? == Outcome::Created {
+        eprintln!("Created {}", project.display());
+    }
+    let target = s.ws.root_devcontainer_json();
+    if target.exists() && !update {
+        eprintln!(
+            "{} already exists; `silo devcontainer --update` replaces it",
+            target.display()
+        );
+        return Ok(());
+    }
+    let sources = [read_source(user_json)?, read_source(&project)?];
+    let record = s.record()?;
+    let version = s.podman_version()?;
+    let form = if podman::supports_subpath(version) {
+        MountForm::Subpath
+    } else {
+        MountForm::BindFromVolume {
+            mountpoint: volume::ensure_mountpoint(&s.runner)?,
+        }
+    };
+    crate::lifecycle::volume_setup(s, &record.mounts)?;
+    let silo = silo_part(s, &record, &s.mapping_args()?, &form);
+    let merged = sources
+        .into_iter()
+        .chain([silo])
+        .reduce(merge)
+        .expect("three sources");
+    let text = serde_json::to_string_pretty(&merged).expect("plain data") + "\n";
+    let existed = target.exists();
+    files::write_atomic(&target, &text).with_context(|| format!("writing {}", target.display()))?;
+    eprintln!(
+        "{} {}",
+        if existed { "Updated" } else { "Created" },
+        target.display()
+    );
+    Ok(())
+}
+
+/// `silo devcontainer connect`: a login shell in the running devcontainer.
+pub fn connect(s: &Session) -> Result<i32> {
+    let name = &s.names.dev_container;
+    match s.inspect_container(name)? {
+        None => bail!(
+            "{name} does not exist; VS Code creates it (Dev Containers: Reopen in Container), or run `devcontainer up --docker-path podman --workspace-folder {}`",
+            s.ws.root.display()
+        ),
+        Some(info) if !info.running => {
+            bail!("{name} is not running; start it from VS Code or with `podman start {name}`")
+        }
+        Some(_) => s
+            .runner
+            .interactive(&lifecycle::exec_invocation(s, name, &Enter::Shell)),
+    }
+}
+
+/// `silo devcontainer stop`: stops and removes the devcontainer.
+pub fn stop(s: &Session) -> Result<()> {
+    lifecycle::stop_and_remove(s, &s.names.dev_container)
+}
+
+/// `silo devcontainer status`: `Running` or `Stopped`.
+pub fn status(s: &Session) -> Result<()> {
+    let running = s
+        .inspect_container(&s.names.dev_container)?
+        .is_some_and(|i| i.running);
+    println!("{}", if running { "Running" } else { "Stopped" });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_merge_recursively_arrays_concatenate_scalars_override() {
+        let user = json!({"a": 1, "o": {"x": [1], "keep": true}, "list": ["u"], "s": "user"});
+        let project = json!({"o": {"x": [2], "y": 3}, "list": ["p"], "s": "project"});
+        let silo = json!({"list": ["silo"], "s": "silo", "o": {"y": 4}});
+        let merged = [user, project, silo].into_iter().reduce(merge).unwrap();
+        assert_eq!(
+            merged,
+            json!({"a": 1, "o": {"x": [1, 2], "keep": true, "y": 4}, "list": ["u", "p", "silo"], "s": "silo"})
+        );
+    }
+
+    #[test]
+    fn different_kinds_take_the_later_value() {
+        assert_eq!(
+            merge(json!({"k": [1]}), json!({"k": {"a": 1}})),
+            json!({"k": {"a": 1}})
+        );
+        assert_eq!(
+            merge(json!({"k": {"a": 1}}), json!({"k": null})),
+            json!({"k": null})
+        );
+    }
+
+    #[test]
+    fn sources() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_source(&dir.path().join("missing.json")).unwrap(),
+            json!({})
+        );
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{\n  \"a\": 1,\n}\n").unwrap();
+        let msg = read_source(&bad).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "invalid JSON in {} at line 3, column 1",
+                bad.display()
+            )),
+            "{msg}"
+        );
+        let list = dir.path().join("list.json");
+        std::fs::write(&list, "[]").unwrap();
+        assert!(
+            read_source(&list)
+                .unwrap_err()
+                .to_string()
+                .contains("must contain a JSON object")
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! `silo build` and `silo update`: render the workspace flake, build the image with Nix,
+//! load it into Podman; move the flake's pins on request.
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::config::values::FLAKE_INPUTS;
+use crate::files;
+use crate::flake;
+use crate::lifecycle::{Session, prune_images};
+use crate::nix;
+use crate::podman::{self, LABEL_FINGERPRINT};
+use crate::runner::CommandFailed;
+use crate::state::ImageState;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Build even when the image is up to date (refused while the container exists).
+    pub rebuild: bool,
+    /// Re-evaluate without the eval cache and re-fetch inputs.
+    pub no_cache: bool,
+}
+
+/// Adds the known-failure hint of a failed nix command to its error.
+fn explain_nix(err: anyhow::Error) -> anyhow::Error {
+    let hint = err
+        .downcast_ref::<CommandFailed>()
+        .and_then(|f| nix::hint(&f.stderr));
+    match hint {
+        Some(hint) => err.context(hint),
+        None => err,
+    }
+}
+
+/// Nix older than 2.4 has no flakes at all; say so before it prints something cryptic.
+fn check_nix(s: &Session) -> Result<(u32, u32)> {
+    let out = s.runner.run(&nix::version())?;
+    let version = nix::parse_version(&out.stdout)
+        .with_context(|| format!("cannot read the Nix version from {:?}", out.stdout.trim()))?;
+    if version < (2, 4) {
+        bail!(
+            "Nix {}.{} is too old: silo needs Nix 2.4 or newer (flakes)",
+            version.0,
+            version.1
+        );
+    }
+    Ok(version)
+}
+
+/// Builds the image when it is missing or outdated, or always with `rebuild`. `explicit`
+/// is true for `silo build`, which also reports an up-to-date image.
+pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> {
+    let image = &s.names.image;
+    let fingerprint = s.inputs.fingerprint();
+    let state = ImageState::of(s.inspect_image()?.as_ref(), &fingerprint);
+    if options.rebuild {
+        if let Some(info) = s.inspect_container(&s.names.container)? {
+            bail!(
+                "cannot rebuild {image}: the container {} exists ({}); run `silo stop` first",
+                s.names.container,
+                if info.running { "running" } else { "stopped" }
+            );
+        }
+    } else if state == ImageState::UpToDate {
+        if explicit {
+            eprintln!("{image} is up to date");
+        }
+        return Ok(());
+    }
+    match state {
+        ImageState::Outdated => {
+            eprintln!("{image} is outdated (its inputs changed); rebuilding it")
+        }
+        _ => eprintln!("Building {image}"),
+    }
+    build(s, options)
+}
+
+fn build(s: &Session, options: BuildOptions) -> Result<()> {
+    check_nix(s)?;
+    let silo_dir = s.ws.silo_dir();
+    flake::render(&s.inputs, &silo_dir)?;
+    eprintln!(
+        "Running nix build (a first build downloads or builds everything; later builds reuse it)..."
+    );
+    let stdout = s
+        .runner
+        .stream(&nix::build(&silo_dir, &s.config.inputs, options.no_cache))
+        .map_err(explain_nix)
+        .context("nix build failed; the previous image and container are untouched")?;
+    let archive = nix::parse_build_output(&stdout)?;
+
+    eprintln!("Loading {} into Podman...", archive.display());
+    let loaded = s
+        .runner
+        .stream(&podman::load(&archive))
+        .context("podman load failed")?;
+    let name = podman::parse_loaded(&loaded).unwrap_or_default();
+    let info = s.inspect_image()?.with_context(|| {
+        format!("podman loaded {name:?}, but {} does not exist; is the image named by the workspace flake?", s.names.image)
+    })?;
+    let expected = s.inputs.fingerprint();
+    if info.labels.get(LABEL_FINGERPRINT) != Some(&expected.0) {
+        bail!(
+            "the loaded image {} is not labelled {LABEL_FINGERPRINT}={expected}; the workspace flake in .silo/ does not build what silo rendered",
+            s.names.image
+        );
+    }
+    prune_images(s);
+    eprintln!("Built {}", s.names.image);
+    Ok(())
+}
+
+/// `silo update [INPUT...]`: updates pins in `.silo/flake.lock` through Nix and says
+/// what changed. Inputs overridden by `[nix.inputs]` do not use their pin, so they are
+/// not updated.
+pub fn update(s: &Session, requested: &[String]) -> Result<()> {
+    for input in requested {
+        if !FLAKE_INPUTS.contains(&input.as_str()) {
+            bail!(
+                "unknown input {input:?}: the workspace flake's inputs are {}",
+                FLAKE_INPUTS.join(" and ")
+            );
+        }
+    }
+    let overridden = |input: &str| s.config.inputs.get(input).map(|f| f.as_str().to_owned());
+    if let Some(input) = requested.iter().find(|i| overridden(i).is_some()) {
+        bail!(
+            "{input} is overridden by [nix.inputs] ({}), so its pin in flake.lock is not used; remove the override to update it",
+            overridden(input).unwrap_or_default()
+        );
+    }
+    let targets: Vec<String> = if requested.is_empty() {
+        FLAKE_INPUTS
+            .iter()
+            .filter(|i| overridden(i).is_none())
+            .map(|i| (*i).to_owned())
+            .collect()
+    } else {
+        requested.to_vec()
+    };
+    if targets.is_empty() {
+        bail!("every input is overridden by [nix.inputs]; there is no pin to update");
+    }
+    let version = check_nix(s)?;
+    let silo_dir = s.ws.silo_dir();
+    let _lock = crate::lock::acquire(&silo_dir)?;
+    flake::render(&s.inputs, &silo_dir)?;
+    let lock_path = silo_dir.join("flake.lock");
+    let before = files::read(&lock_path)?;
+    // Naming every input lets old and new Nix update exactly these.
+    s.runner
+        .stream(&nix::update(version, &silo_dir, &targets))
+        .map_err(explain_nix)
+        .context("updating .silo/flake.lock failed; it is unchanged")?;
+    let after = files::read(&lock_path)?;
+    for line in lock_changes(&before, &after, &targets)? {
+        eprintln!("{line}");
+    }
+    if before != after {
+        eprintln!("The image is now outdated; `silo build` (or `silo stop && silo`) rebuilds it.");
+    }
+    Ok(())
+}
+
+/// One line per input: its pin before and after.
+fn lock_changes(before: &str, after: &str, inputs: &[String]) -> Result<Vec<String>> {
+    let parse = |text: &str| -> Result<Value> {
+        serde_json::from_str(text).context("parsing .silo/flake.lock")
+    };
+    let (before, after) = (parse(before)?, parse(after)?);
+    Ok(inputs
+        .iter()
+        .map(|input| {
+            let (old, new) = (describe_pin(&before, input), describe_pin(&after, input));
+            if old == new {
+                format!("{input}: unchanged at {new}")
+            } else {
+                format!("{input}: {old} -> {new}")
+            }
+        })
+        .collect())
+}
+
+/// `1a2b3c4 (2026-08-19)` for the node a root input points to.
+fn describe_pin(lock: &Value, input: &str) -> String {
+    let nodes = &lock["nodes"];
+    let root = lock["root"].as_str().unwrap_or("root");
+    let Some(node) = nodes[root]["inputs"][input].as_str() else {
+        return "not locked".to_owned();
+    };
+    let locked = &nodes[node]["locked"];
+    let id = locked["rev"]
+        .as_str()
+        .map(|rev| rev.chars().take(7).collect::<String>())
+        .or_else(|| locked["narHash"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    match locked["lastModified"].as_i64() {
+        Some(time) => format!("{id} ({})", civil_date(time)),
+        None => id,
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time (days-to-civil, proleptic Gregorian).
+fn civil_date(unix: i64) -> String {
+    let z = unix.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(1_787_135_253), "2026-08-19");
+        assert_eq!(civil_date(951_782_400), "2000-02-29");
+    }
+
+    #[test]
+    fn lock_changes_name_old_and_new_pins() {
+        let lock = |rev: &str, time: i64| {
+            format!(
+                r#"{{"nodes": {{"nixpkgs": {{"locked": {{"rev": "{rev}", "lastModified": {time}}}}},
+                    "home-manager": {{"locked": {{"rev": "hm00000000", "lastModified": 0}}}},
+                    "root": {{"inputs": {{"nixpkgs": "nixpkgs", "home-manager": "home-manager"}}}}}},
+                    "root": "root", "version": 7}}"#
+            )
+        };
+        let changes = lock_changes(
+            &lock("ffb3c9b700e7", 1_787_135_253),
+            &lock("0a1b2c3d4e5f", 1_790_000_000),
+            &["nixpkgs".to_owned(), "home-manager".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(
+            changes,
+            [
+                "nixpkgs: ffb3c9b (2026-08-19) -> 0a1b2c3 (2026-09-21)",
+                "home-manager: unchanged at hm00000 (1970-01-01)"
+            ]
+        );
+    }
+}

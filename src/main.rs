@@ -1,0 +1,38 @@
+//! silo: per-workspace development containers built with Nix and home-manager, run with Podman.
+
+mod app;
+mod cli;
+mod config;
+mod container;
+mod devcontainer;
+mod files;
+mod fingerprint;
+mod flake;
+mod home_nix;
+mod image;
+mod init;
+mod lifecycle;
+mod lock;
+mod nix;
+mod podman;
+mod runner;
+mod state;
+mod status;
+mod volume;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match app::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the whole context chain: what failed, why, and the hint.
+            eprintln!("silo: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Podman command lines and the parsing of what podman prints. Nothing here runs a process.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::runner::{Invocation, Tool};
+
+/// The named volume every workspace persists to.
+pub const VOLUME: &str = "silo";
+/// Where the volume appears in the workspace container.
+pub const VOLUME_TARGET: &str = "/silo/persistence";
+
+/// Labels silo puts on images (by the Nix image function) and containers (at create).
+pub const LABEL_ID: &str = "io.silo.id";
+pub const LABEL_FINGERPRINT: &str = "io.silo.fingerprint";
+pub const LABEL_WORKSPACE: &str = "io.silo.workspace";
+pub const LABEL_CONFIG: &str = "io.silo.config";
+
+fn podman<S: Into<OsString>>(args: impl IntoIterator<Item = S>) -> Invocation {
+    Invocation::new(Tool::Podman, args)
+}
+
+pub fn version() -> Invocation {
+    podman(["--version"])
+}
+
+/// `(major, minor)` from `podman version 4.3.1`.
+pub fn parse_version(stdout: &str) -> Option<(u32, u32)> {
+    let version = stdout.split_whitespace().last()?;
+    let mut parts = version.split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Volume `subpath` mounts arrived in Podman 5.0.
+pub fn supports_subpath(version: (u32, u32)) -> bool {
+    version >= (5, 0)
+}
+
+/// What silo reads from `podman container inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub running: bool,
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What silo reads from `podman image inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawContainer {
+    state: RawState,
+    config: RawConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawState {
+    status: String,
+    running: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawConfig {
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawImage {
+    id: String,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+pub fn inspect_container(name: &str) -> Invocation {
+    podman(["container", "inspect", name])
+}
+
+pub fn inspect_image(name: &str) -> Invocation {
+    podman(["image", "inspect", name])
+}
+
+/// `inspect` prints a JSON array, empty when the object does not exist (with exit 125).
+fn parse_first<T: for<'de> Deserialize<'de>>(stdout: &str, what: &str) -> Result<Option<T>> {
+    let trimmed = stdout.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let mut list: Vec<T> = serde_json::from_str(trimmed)
+        .with_context(|| format!("unexpected output of podman {what} inspect"))?;
+    Ok(if list.is_empty() {
+        None
+    } else {
+        Some(list.remove(0))
+    })
+}
+
+pub fn parse_container(stdout: &str) -> Result<Option<ContainerInfo>> {
+    Ok(
+        parse_first::<RawContainer>(stdout, "container")?.map(|c| ContainerInfo {
+            running: c.state.running,
+            status: c.state.status,
+            labels: c.config.labels.unwrap_or_default(),
+        }),
+    )
+}
+
+pub fn parse_image(stdout: &str) -> Result<Option<ImageInfo>> {
+    Ok(
+        parse_first::<RawImage>(stdout, "image")?.map(|i| ImageInfo {
+            id: i.id,
+            labels: i.labels.unwrap_or_default(),
+        }),
+    )
+}
+
+pub fn load(archive: &Path) -> Invocation {
+    let mut args: Vec<OsString> = vec!["load".into(), "--input".into()];
+    args.push(archive.into());
+    podman(args)
+}
+
+/// The image name from `podman load` output: `Loaded image: x` (Podman 4.3+) or
+/// `Loaded image(s): x,y` (older).
+pub fn parse_loaded(stdout: &str) -> Option<String> {
+    stdout.lines().find_map(|line| {
+        let names = line
+            .strip_prefix("Loaded image: ")
+            .or_else(|| line.strip_prefix("Loaded image(s): "))?;
+        names.split(',').next().map(|s| s.trim().to_owned())
+    })
+}
+
+/// Removes this workspace's untagged images that no container uses.
+pub fn prune_images(id: &str) -> Invocation {
+    podman([
+        "image",
+        "prune",
+        "--force",
+        "--filter",
+        &format!("label={LABEL_ID}={id}"),
+    ])
+}
+
+pub fn remove_image(name: &str) -> Invocation {
+    podman(["rmi", name])
+}
+
+pub fn start(name: &str) -> Invocation {
+    podman(["start", name])
+}
+
+/// Stops gently: the init process forwards SIGTERM; after 10 s podman kills.
+pub fn stop(name: &str) -> Invocation {
+    podman(["stop", "--time", "10", name])
+}
+
+pub fn remove_container(name: &str) -> Invocation {
+    podman(["rm", name])
+}
+
+pub fn inspect_volume(name: &str) -> Invocation {
+    podman(["volume", "inspect", name])
+}
+
+pub fn create_volume(name: &str) -> Invocation {
+    podman(["volume", "create", name])
+}
+
+/// The host directory behind a named volume, from `podman volume inspect`.
+pub fn parse_volume_mountpoint(stdout: &str) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct RawVolume {
+        mountpoint: String,
+    }
+    Ok(parse_first::<RawVolume>(stdout, "volume")?.map(|v| v.mountpoint))
+}
+
+/// How `podman exec` attaches the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attach {
+    pub tty: bool,
+}
+
+/// `podman exec` in the container's working directory; `term` is passed on with a TTY.
+pub fn exec(
+    container: &str,
+    workdir: &str,
+    attach: Attach,
+    term: Option<&str>,
+    command: &[OsString],
+) -> Invocation {
+    let mut args: Vec<OsString> = vec!["exec".into(), "--interactive".into()];
+    if attach.tty {
+        args.push("--tty".into());
+        if let Some(term) = term {
+            args.extend(["--env".into(), format!("TERM={term}").into()]);
+        }
+    }
+    args.extend(["--workdir".into(), workdir.into(), container.into()]);
+    args.extend(command.iter().cloned());
+    podman(args)
+}
+
+/// A failed `podman exec` that never started the command: the container is missing or
+/// not running. (The command's own exit codes pass through unchanged otherwise.)
+pub fn exec_could_not_start(code: i32) -> bool {
+    code == 125 || code == 255
+}
+
+/// What to do about a known `podman start` failure, recognised from its stderr.
+pub fn start_hint(stderr: &str) -> Option<&'static str> {
+    if stderr.contains("address already in use") {
+        Some(
+            "a forwarded port is already in use on the host: free it, or change [network].ports and run `silo stop && silo`",
+        )
+    } else if stderr.contains("statfs") && stderr.contains("no such file or directory") {
+        Some(
+            "a directory the container mounts no longer exists on the host: run `silo stop && silo` to recreate the container",
+        )
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("podman version 4.3.1\n"), Some((4, 3)));
+        assert_eq!(parse_version("podman version 5.4.2"), Some((5, 4)));
+        assert_eq!(parse_version("podman version 5.0.0-dev"), Some((5, 0)));
+        assert!(!supports_subpath((4, 9)));
+        assert!(supports_subpath((5, 0)));
+    }
+
+    #[test]
+    fn container_inspect() {
+        // Trimmed from Podman 4.3.1.
+        let out = r#"[
+     {
+          "Id": "bcf1996df916",
+          "State": { "OciVersion": "1.0.2-dev", "Status": "running", "Running": true, "Pid": 42 },
+          "Image": "179a0e7e8e53",
+          "Config": { "Hostname": "silo-ab3f9c12", "Labels": { "io.silo.id": "ab3f9c12" } }
+     }
+]"#;
+        let info = parse_container(out).unwrap().unwrap();
+        assert!(info.running);
+        assert_eq!(info.status, "running");
+        assert_eq!(info.labels["io.silo.id"], "ab3f9c12");
+        // A missing container: podman prints `[]` and exits 125.
+        assert_eq!(parse_container("[]\n").unwrap(), None);
+        let stopped =
+            r#"[{"State": {"Status": "exited", "Running": false}, "Config": {"Labels": null}}]"#;
+        let info = parse_container(stopped).unwrap().unwrap();
+        assert!(!info.running && info.labels.is_empty());
+    }
+
+    #[test]
+    fn image_inspect() {
+        let out = r#"[{"Id": "9c1f", "Labels": {"io.silo.fingerprint": "0123"}, "Size": 1}]"#;
+        let info = parse_image(out).unwrap().unwrap();
+        assert_eq!(
+            (
+                info.id.as_str(),
+                info.labels["io.silo.fingerprint"].as_str()
+            ),
+            ("9c1f", "0123")
+        );
+        assert_eq!(parse_image("[]").unwrap(), None);
+        assert!(parse_image("Error").is_err());
+    }
+
+    #[test]
+    fn loaded_image_names() {
+        assert_eq!(
+            parse_loaded("Loaded image: localhost/silo-ab3f9c12:latest\n").as_deref(),
+            Some("localhost/silo-ab3f9c12:latest")
+        );
+        assert_eq!(
+            parse_loaded("Loaded image(s): localhost/a:latest,localhost/b:1\n").as_deref(),
+            Some("localhost/a:latest")
+        );
+        assert_eq!(parse_loaded("nothing"), None);
+    }
+
+    #[test]
+    fn volume_mountpoint() {
+        let out = r#"[{"Name": "silo", "Driver": "local", "Mountpoint": "/var/lib/containers/storage/volumes/silo/_data"}]"#;
+        assert_eq!(
+            parse_volume_mountpoint(out).unwrap().as_deref(),
+            Some("/var/lib/containers/storage/volumes/silo/_data")
+        );
+        assert_eq!(parse_volume_mountpoint("[]").unwrap(), None);
+    }
+
+    #[test]
+    fn exec_command_lines() {
+        let cmd = [OsString::from("/opt/silo/bin/enter")];
+        assert_eq!(
+            exec(
+                "silo-x",
+                "/workspace/x/p",
+                Attach { tty: true },
+                Some("xterm-256color"),
+                &cmd
+            )
+            .to_string(),
+            "podman exec --interactive --tty --env TERM=xterm-256color --workdir /workspace/x/p silo-x /opt/silo/bin/enter"
+        );
+        let cmd = ["/opt/silo/bin/enter", "ls", "-la"].map(OsString::from);
+        assert_eq!(
+            exec("silo-x", "/w", Attach { tty: false }, Some("xterm"), &cmd).to_string(),
+            "podman exec --interactive --workdir /w silo-x /opt/silo/bin/enter ls -la"
+        );
+    }
+
+    #[test]
+    fn start_failures() {
+        // Captured from rootless Podman 4.3.1.
+        let port = "Error: rootlessport listen tcp 0.0.0.0:8080: bind: address already in use";
+        assert!(start_hint(port).unwrap().contains("[network].ports"));
+        let gone = "Error: statfs /home/a/old-name: no such file or directory";
+        assert!(start_hint(gone).unwrap().contains("silo stop && silo"));
+        assert_eq!(start_hint("Error: something else"), None);
+    }
+
+    #[test]
+    fn simple_command_lines() {
+        assert_eq!(
+            prune_images("ab3f9c12").to_string(),
+            "podman image prune --force --filter label=io.silo.id=ab3f9c12"
+        );
+        assert_eq!(
+            load(Path::new("/nix/store/x-image.tar.gz")).to_string(),
+            "podman load --input /nix/store/x-image.tar.gz"
+        );
+        assert_eq!(stop("silo-x").to_string(), "podman stop --time 10 silo-x");
+    }
+}

@@ -1,0 +1,343 @@
+//! The one place that spawns external programs (podman, nix), built on duct.
+//!
+//! Every command line is data (`Invocation`), printed with `--verbose`, and every
+//! failure carries the command line, its exit code and its stderr.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use anyhow::{Context, Result};
+
+/// The external programs silo drives. Found through `PATH`, so tests can substitute them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Podman,
+    Nix,
+}
+
+impl Tool {
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Podman => "podman",
+            Tool::Nix => "nix",
+        }
+    }
+
+    fn install_hint(self) -> &'static str {
+        match self {
+            Tool::Podman => {
+                "install Podman (Debian/Ubuntu: apt install podman; Fedora: dnf install podman)"
+            }
+            Tool::Nix => {
+                "install Nix (Debian/Ubuntu: apt install nix-bin; elsewhere: https://nixos.org/download)"
+            }
+        }
+    }
+}
+
+/// One command line, built as data so that it can be tested without running it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub tool: Tool,
+    pub args: Vec<OsString>,
+}
+
+impl Invocation {
+    pub fn new<I, S>(tool: Tool, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Invocation {
+            tool,
+            args: args.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The arguments as strings, for tests and messages.
+    #[cfg(test)]
+    pub fn args_lossy(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl fmt::Display for Invocation {
+    /// Shell-quoted, so the line can be copied into a terminal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tool.program())?;
+        for arg in &self.args {
+            write!(f, " {}", shell_quote(arg))?;
+        }
+        Ok(())
+    }
+}
+
+fn shell_quote(arg: &OsStr) -> String {
+    let s = arg.to_string_lossy();
+    // `#` starts a comment only at the start of a word.
+    let plain = !s.is_empty()
+        && !s.starts_with('#')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+#".contains(c));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What a finished command printed, and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// A command that ran and failed. Callers downcast to it to recognise known failures.
+#[derive(Debug)]
+pub struct CommandFailed {
+    pub command: String,
+    pub code: Option<i32>,
+    pub stderr: String,
+    /// The stderr was already shown on the terminal as it happened.
+    pub stderr_shown: bool,
+}
+
+impl fmt::Display for CommandFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "`{}` failed with exit code {code}", self.command)?,
+            None => write!(f, "`{}` was killed by a signal", self.command)?,
+        }
+        let stderr = self.stderr.trim();
+        if self.stderr_shown {
+            write!(f, " (its output is above)")
+        } else if stderr.is_empty() {
+            Ok(())
+        } else {
+            write!(f, ": {stderr}")
+        }
+    }
+}
+
+impl std::error::Error for CommandFailed {}
+
+/// Runs invocations. `verbose` prints each command line to stderr before it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Runner {
+    pub verbose: bool,
+}
+
+/// How many trailing lines of a streamed stderr are kept for error messages.
+const STREAM_TAIL_LINES: usize = 60;
+
+impl Runner {
+    fn expression(&self, inv: &Invocation, parsed: bool) -> duct::Expression {
+        if self.verbose {
+            eprintln!("+ {inv}");
+        }
+        let expr = duct::cmd(inv.tool.program(), &inv.args).unchecked();
+        // Output that silo parses must not be translated.
+        if parsed {
+            expr.env("LC_ALL", "C")
+        } else {
+            expr
+        }
+    }
+
+    fn spawn_error(inv: &Invocation, err: io::Error) -> anyhow::Error {
+        if err.kind() == io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "{} is not installed or not on PATH; {}",
+                inv.tool.program(),
+                inv.tool.install_hint()
+            )
+        } else {
+            anyhow::Error::new(err).context(format!("cannot run `{inv}`"))
+        }
+    }
+
+    /// Runs to completion with stdout and stderr captured; a non-zero exit is not an error.
+    pub fn capture(&self, inv: &Invocation) -> Result<Output> {
+        let out = self
+            .expression(inv, true)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .run()
+            .map_err(|e| Self::spawn_error(inv, e))?;
+        Ok(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs to completion with output captured; a non-zero exit is a `CommandFailed` error.
+    pub fn run(&self, inv: &Invocation) -> Result<Output> {
+        let out = self.capture(inv)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(CommandFailed {
+                command: inv.to_string(),
+                code: out.code,
+                stderr: out.stderr,
+                stderr_shown: false,
+            }
+            .into())
+        }
+    }
+
+    /// Runs a long command: its stderr (progress) is shown live, its stdout is captured.
+    /// On failure the error keeps the last lines of stderr so they can be recognised.
+    pub fn stream(&self, inv: &Invocation) -> Result<String> {
+        let stdout_file = tempfile::NamedTempFile::new().context("creating a temporary file")?;
+        let mut reader = self
+            .expression(inv, true)
+            .stdin_null()
+            .stdout_path(stdout_file.path())
+            .stdout_stderr_swap()
+            .reader()
+            .map_err(|e| Self::spawn_error(inv, e))?;
+        let tail = forward_lines(&mut reader, &mut io::stderr())
+            .with_context(|| format!("reading the output of `{inv}`"))?;
+        let status = reader
+            .try_wait()
+            .with_context(|| format!("waiting for `{inv}`"))?
+            .map(|out| out.status)
+            .context("the process did not exit after closing its output")?;
+        if !status.success() {
+            return Err(CommandFailed {
+                command: inv.to_string(),
+                code: status.code(),
+                stderr: tail,
+                stderr_shown: true,
+            }
+            .into());
+        }
+        let mut stdout = String::new();
+        stdout_file
+            .reopen()
+            .and_then(|mut f| f.read_to_string(&mut stdout))
+            .with_context(|| format!("reading the output of `{inv}`"))?;
+        Ok(stdout)
+    }
+
+    /// Runs with the terminal attached (stdin, stdout, stderr inherited) and returns the
+    /// exit code; a process killed by a signal reports 128 + signal, like a shell.
+    pub fn interactive(&self, inv: &Invocation) -> Result<i32> {
+        let out = self
+            .expression(inv, false)
+            .run()
+            .map_err(|e| Self::spawn_error(inv, e))?;
+        Ok(exit_code(&out.status))
+    }
+}
+
+fn exit_code(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// Copies lines from `input` to `output` as they arrive and returns the last few.
+fn forward_lines(input: impl Read, output: &mut impl Write) -> io::Result<String> {
+    let mut tail = VecDeque::with_capacity(STREAM_TAIL_LINES);
+    let mut reader = BufReader::new(input);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        output.write_all(&line)?;
+        output.flush()?;
+        if tail.len() == STREAM_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(String::from_utf8_lossy(&line).into_owned());
+    }
+    Ok(tail.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let inv = Invocation::new(
+            Tool::Podman,
+            [
+                "create",
+                "--name",
+                "silo-ab3f9c12",
+                "--label",
+                "a b",
+                "it's",
+                "",
+            ],
+        );
+        assert_eq!(
+            inv.to_string(),
+            r#"podman create --name silo-ab3f9c12 --label 'a b' 'it'\''s' ''"#
+        );
+    }
+
+    #[test]
+    fn failure_message_names_command_code_and_stderr() {
+        let err = CommandFailed {
+            command: "podman rmi x".into(),
+            code: Some(125),
+            stderr: "Error: image is in use\n".into(),
+            stderr_shown: false,
+        };
+        assert_eq!(
+            err.to_string(),
+            "`podman rmi x` failed with exit code 125: Error: image is in use"
+        );
+        let shown = CommandFailed {
+            stderr_shown: true,
+            ..err
+        };
+        assert_eq!(
+            shown.to_string(),
+            "`podman rmi x` failed with exit code 125 (its output is above)"
+        );
+    }
+
+    #[test]
+    fn forward_lines_copies_everything_and_keeps_the_tail() {
+        let input: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let mut out = Vec::new();
+        let tail = forward_lines(input.as_bytes(), &mut out).unwrap();
+        assert_eq!(out, input.as_bytes());
+        assert!(tail.starts_with("line 40\n"));
+        assert!(tail.ends_with("line 99\n"));
+    }
+
+    #[test]
+    fn missing_program_is_reported_with_a_hint() {
+        let inv = Invocation::new(Tool::Nix, ["--version"]);
+        let err = Runner::spawn_error(&inv, io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(
+            err.to_string(),
+            "nix is not installed or not on PATH; install Nix (Debian/Ubuntu: apt install nix-bin; elsewhere: https://nixos.org/download)"
+        );
+    }
+}

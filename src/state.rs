@@ -1,0 +1,224 @@
+//! The workspace's state as podman reports it, the decisions taken on it, and the hint
+//! that lets `silo` and `silo connect` skip asking podman when nothing has changed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::Record;
+use crate::files;
+use crate::fingerprint::Fingerprint;
+use crate::podman::{ContainerInfo, ImageInfo, LABEL_CONFIG, LABEL_FINGERPRINT};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageState {
+    Missing,
+    UpToDate,
+    Outdated,
+}
+
+impl ImageState {
+    pub fn of(image: Option<&ImageInfo>, fingerprint: &Fingerprint) -> ImageState {
+        match image {
+            None => ImageState::Missing,
+            Some(info) if info.labels.get(LABEL_FINGERPRINT) == Some(&fingerprint.0) => {
+                ImageState::UpToDate
+            }
+            Some(_) => ImageState::Outdated,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    Missing,
+    Stopped,
+    Running,
+}
+
+/// The container as found, and how it compares with the current configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerState {
+    pub run: RunState,
+    /// Why the container no longer matches the configuration (empty: up to date).
+    pub outdated: Vec<String>,
+    /// The record the container was created with, when it has one.
+    pub record: Option<Record>,
+}
+
+impl ContainerState {
+    pub fn of(info: Option<&ContainerInfo>, current: &Record) -> ContainerState {
+        let Some(info) = info else {
+            return ContainerState {
+                run: RunState::Missing,
+                outdated: Vec::new(),
+                record: None,
+            };
+        };
+        let record = info
+            .labels
+            .get(LABEL_CONFIG)
+            .and_then(|label| Record::from_label(label));
+        let outdated = match &record {
+            Some(record) => record.differences(current),
+            None => vec!["it was not created by this version of silo".to_owned()],
+        };
+        let run = if info.running {
+            RunState::Running
+        } else {
+            RunState::Stopped
+        };
+        ContainerState {
+            run,
+            outdated,
+            record,
+        }
+    }
+
+    /// The workspace directory the container mounts no longer exists: it cannot start.
+    pub fn workspace_moved(&self) -> bool {
+        self.record
+            .as_ref()
+            .is_some_and(|r| !Path::new(&r.workspace).is_dir())
+    }
+}
+
+/// Remembers that the running container was created from a given record during this
+/// boot. When the current record and boot match, the container is (almost certainly)
+/// running and up to date, so `silo` execs straight away; if it is not, the exec fails
+/// to start and silo falls back to asking podman.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hint {
+    pub record: String,
+    pub boot: String,
+}
+
+pub fn hint_path(silo_dir: &Path) -> PathBuf {
+    silo_dir.join("state.json")
+}
+
+/// Identifies this boot: containers do not survive a reboot running.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+pub fn hint_matches(silo_dir: &Path, record: &Record) -> bool {
+    let Ok(Some(text)) = files::read_optional(&hint_path(silo_dir)) else {
+        return false;
+    };
+    let Ok(hint) = serde_json::from_str::<Hint>(&text) else {
+        return false;
+    };
+    !hint.boot.is_empty() && hint.boot == boot_id() && hint.record == record.to_label()
+}
+
+/// Best effort: a hint that cannot be written only costs the fast path.
+pub fn save_hint(silo_dir: &Path, record: &Record) {
+    let hint = Hint {
+        record: record.to_label(),
+        boot: boot_id(),
+    };
+    let text = serde_json::to_string(&hint).expect("plain data");
+    let _ = files::write_if_changed(&hint_path(silo_dir), &text);
+}
+
+pub fn clear_hint(silo_dir: &Path) {
+    let _ = std::fs::remove_file(hint_path(silo_dir));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::UserMapping;
+    use std::collections::BTreeMap;
+
+    fn record() -> Record {
+        Record {
+            image: "f1".into(),
+            workspace: "/nonexistent/proj".into(),
+            user: "alice".into(),
+            mapping: UserMapping::Rootless,
+            mounts: Vec::new(),
+            ports: Vec::new(),
+            cpus: 0.0,
+            memory_mb: 0,
+            processes: 1024,
+            create_args: Vec::new(),
+        }
+    }
+
+    fn info(running: bool, labels: &[(&str, &str)]) -> ContainerInfo {
+        ContainerInfo {
+            running,
+            status: if running { "running" } else { "exited" }.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn image_states() {
+        let fp = Fingerprint("f1".into());
+        let image = |labels: BTreeMap<String, String>| ImageInfo {
+            id: "i".into(),
+            labels,
+        };
+        assert_eq!(ImageState::of(None, &fp), ImageState::Missing);
+        let up = image(BTreeMap::from([(
+            LABEL_FINGERPRINT.to_owned(),
+            "f1".to_owned(),
+        )]));
+        assert_eq!(ImageState::of(Some(&up), &fp), ImageState::UpToDate);
+        let old = image(BTreeMap::from([(
+            LABEL_FINGERPRINT.to_owned(),
+            "f0".to_owned(),
+        )]));
+        assert_eq!(ImageState::of(Some(&old), &fp), ImageState::Outdated);
+        assert_eq!(
+            ImageState::of(Some(&image(BTreeMap::new())), &fp),
+            ImageState::Outdated
+        );
+    }
+
+    #[test]
+    fn container_states() {
+        let current = record();
+        let label = current.to_label();
+        let state = ContainerState::of(Some(&info(true, &[(LABEL_CONFIG, &label)])), &current);
+        assert_eq!((state.run, state.outdated.len()), (RunState::Running, 0));
+        assert!(state.workspace_moved());
+
+        let mut newer = record();
+        newer.ports = vec!["8080:8080".into()];
+        let state = ContainerState::of(Some(&info(false, &[(LABEL_CONFIG, &label)])), &newer);
+        assert_eq!(state.run, RunState::Stopped);
+        assert_eq!(state.outdated, ["the ports changed from [] to [8080:8080]"]);
+
+        let foreign = ContainerState::of(Some(&info(true, &[])), &current);
+        assert_eq!(
+            foreign.outdated,
+            ["it was not created by this version of silo"]
+        );
+        assert_eq!(ContainerState::of(None, &current).run, RunState::Missing);
+    }
+
+    #[test]
+    fn hint_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record();
+        assert!(!hint_matches(dir.path(), &rec));
+        save_hint(dir.path(), &rec);
+        assert!(hint_matches(dir.path(), &rec));
+        let mut other = rec.clone();
+        other.processes = 5;
+        assert!(!hint_matches(dir.path(), &other));
+        clear_hint(dir.path());
+        assert!(!hint_matches(dir.path(), &rec));
+    }
+}

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Stand-in for nix in CLI tests: records its argv in $FAKE_STATE/nix.log like the podman
+# stand-in; `build` writes a fake image archive that carries the fingerprint silo rendered
+# into settings.json, so the fake `podman load` can label the image with it.
+PATH=/usr/bin:/bin
+state=${FAKE_STATE:?}
+{ for arg; do printf '%s\0' "$arg"; done; printf '\036'; } >>"$state/nix.log"
+if [ "$1" = --version ]; then
+    echo "nix (Nix) ${FAKE_NIX_VERSION:-2.26.3}"
+    exit 0
+fi
+if [ -n "$FAKE_NIX_ERROR" ]; then
+    printf '%s\n' "$FAKE_NIX_ERROR" >&2
+    exit 1
+fi
+for last; do :; done
+case " $* " in
+*" build "*)
+    dir=${last#path:} dir=${dir%#image}
+    field() { sed -n "s/.*\"$1\": \"\\(.*\\)\".*/\\1/p" "$dir/settings.json"; }
+    mkdir -p "$state/store"
+    field fingerprint | tr -d '\n' >"$state/store/image.tar"
+    field id | tr -d '\n' >"$state/store/image.tar.id"
+    echo "building '/nix/store/fake-image.drv'..." >&2
+    printf '[{"drvPath":"/nix/store/fake-image.drv","outputs":{"out":"%s"}}]\n' "$state/store/image.tar"
+    ;;
+*" flake "*)
+    dir=${last#path:}
+    sed -i 's/"rev": "[0-9a-f]*"/"rev": "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"/' "$dir/flake.lock"
+    ;;
+esac
