@@ -1,9 +1,9 @@
 #!/bin/sh
-# Stand-in for nix in CLI tests: records its argv in $FAKE_STATE/nix.log like the podman
+# Stand-in for nix in CLI tests: records its argv in $SILO_TEST_STATE/nix.log like the podman
 # stand-in; `build` writes a fake image archive that carries the fingerprint silo rendered
 # into settings.json, so the fake `podman load` can label the image with it.
 PATH=/usr/bin:/bin
-state=${FAKE_STATE:?}
+state=${SILO_TEST_STATE:?}
 { for arg; do printf '%s\0' "$arg"; done; printf '\036'; } >>"$state/nix.log"
 if [ "$1" = --version ]; then
     echo "nix (Nix) ${FAKE_NIX_VERSION:-2.26.3}"

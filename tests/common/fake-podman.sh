@@ -1,9 +1,9 @@
 #!/bin/sh
-# Stand-in for podman in CLI tests: records its argv in $FAKE_STATE/podman.log (arguments
+# Stand-in for podman in CLI tests: records its argv in $SILO_TEST_STATE/podman.log (arguments
 # NUL-terminated, calls separated by RS) and answers like podman from a little state kept
-# in $FAKE_STATE. It pins command lines; it proves nothing about podman itself.
+# in $SILO_TEST_STATE. It pins command lines; it proves nothing about podman itself.
 PATH=/usr/bin:/bin
-state=${FAKE_STATE:?}
+state=${SILO_TEST_STATE:?}
 { for arg; do printf '%s\0' "$arg"; done; printf '\036'; } >>"$state/podman.log"
 for last; do :; done
 escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }

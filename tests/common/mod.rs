@@ -12,6 +12,10 @@ use std::process::{Command, Output};
 
 pub const FAKE_PODMAN: &str = include_str!("fake-podman.sh");
 pub const FAKE_NIX: &str = include_str!("fake-nix.sh");
+const PASS_THROUGH: &str = include_str!("pass-through.sh");
+
+/// The unprivileged user .ci/run creates for the rootless end-to-end tests.
+pub const E2E_USER: &str = "silo-e2e";
 
 /// One test's world: `home/`, `config/` (XDG_CONFIG_HOME), `ws/proj` (the workspace),
 /// `bin/` (stand-ins), `state/` (their logs).
@@ -24,6 +28,12 @@ pub struct TestEnv {
     pub state: PathBuf,
     /// Extra environment for every silo run.
     pub env: Vec<(String, String)>,
+    /// Run silo (and clean up) as this user instead of the test's own.
+    pub user: Option<String>,
+    /// Real podman and nix are on PATH: containers and images are removed on drop.
+    pub real: bool,
+    /// The silo binary, copied where `user` can run it.
+    pub silo_bin: PathBuf,
 }
 
 impl TestEnv {
@@ -47,11 +57,108 @@ impl TestEnv {
             state: root.join("state"),
             dir,
             env: Vec::new(),
+            user: None,
+            real: false,
+            silo_bin: PathBuf::from(env!("CARGO_BIN_EXE_silo")),
         };
         for d in [&env.home, &env.config, &env.ws, &env.bin, &env.state] {
             fs::create_dir_all(d).expect("creating test directories");
         }
         env
+    }
+
+    /// A world with the real podman and nix (recording their command lines), run as
+    /// `user` when given. Err says why it cannot be had on this machine.
+    pub fn with_real_tools(user: Option<&str>) -> Result<TestEnv, String> {
+        let mut env = TestEnv::empty();
+        env.real = true;
+        for tool in ["podman", "nix"] {
+            let real = find_in_path(tool).ok_or_else(|| format!("{tool} is not installed"))?;
+            let script = PASS_THROUGH
+                .replace("@NAME@", tool)
+                .replace("@REAL@", &real.display().to_string());
+            env.write_tool(tool, &script);
+        }
+        if let Some(user) = user {
+            let ok = Command::new("id")
+                .arg(user)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                return Err(format!(
+                    "the user {user} does not exist (.ci/run creates it)"
+                ));
+            }
+            let bin = env.dir.path().join("silo-bin");
+            fs::create_dir_all(&bin).unwrap();
+            env.silo_bin = bin.join("silo");
+            fs::copy(env!("CARGO_BIN_EXE_silo"), &env.silo_bin).expect("copying silo");
+            env.user = Some(user.to_owned());
+            env.give_to_user();
+        }
+        Ok(env)
+    }
+
+    /// Hands the whole test directory to the test user (tempfile makes it 0700).
+    pub fn give_to_user(&self) {
+        if let Some(user) = &self.user {
+            let root = self.dir.path();
+            fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
+            let status = Command::new("chown")
+                .args(["-R", &format!("{user}:{user}")])
+                .arg(root)
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown failed");
+        }
+    }
+
+    /// Another workspace directory beside the main one.
+    pub fn workspace(&self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join("ws").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        self.give_to_user();
+        dir
+    }
+
+    /// Points the workspace flake's inputs at the offline fixtures (tests/fixtures).
+    pub fn use_fixture_inputs(&self) {
+        let user_toml = self.config.join("silo/silo.user.toml");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let text = fs::read_to_string(&user_toml)
+            .expect("silo.user.toml exists: run `silo user init` first")
+            + &format!(
+                "\n[nix.inputs]\nnixpkgs = \"path:{}\"\nhome-manager = \"path:{}\"\n",
+                fixtures.join("nixpkgs").display(),
+                fixtures.join("home-manager").display()
+            );
+        fs::write(&user_toml, text).unwrap();
+    }
+
+    /// Runs podman as the test's user (for checks and clean-up).
+    pub fn podman(&self, args: &[&str]) -> Output {
+        let podman = find_in_path("podman").expect("podman");
+        let mut cmd = match &self.user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args([
+                    "-u",
+                    user,
+                    "--",
+                    "env",
+                    "-i",
+                    "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                ]);
+                // The same HOME as silo's runs: rootless Podman keeps its storage there.
+                c.arg(format!("HOME={}", self.home.display())).arg(podman);
+                c
+            }
+            None => Command::new(podman),
+        };
+        cmd.args(args)
+            .current_dir("/")
+            .output()
+            .expect("running podman")
     }
 
     pub fn write_tool(&self, name: &str, script: &str) {
@@ -71,18 +178,41 @@ impl TestEnv {
     }
 
     pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_silo"));
-        cmd.args(args)
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", &self.bin)
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", &self.config)
-            .env("USER", "alice")
-            .env("FAKE_STATE", &self.state);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let path = if self.real {
+            format!(
+                "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                self.bin.display()
+            )
+        } else {
+            self.bin.display().to_string()
+        };
+        let mut vars: Vec<(String, String)> = vec![
+            ("PATH".into(), path),
+            ("HOME".into(), self.home.display().to_string()),
+            ("XDG_CONFIG_HOME".into(), self.config.display().to_string()),
+            (
+                "USER".into(),
+                self.user.clone().unwrap_or_else(|| "alice".into()),
+            ),
+            ("SILO_TEST_STATE".into(), self.state.display().to_string()),
+        ];
+        vars.extend(self.env.iter().cloned());
+        let mut cmd = match &self.user {
+            // runuser keeps nothing of the caller's environment with `env -i`.
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--", "env", "-i"]);
+                c.args(vars.iter().map(|(k, v)| format!("{k}={v}")));
+                c.arg(&self.silo_bin);
+                c
+            }
+            None => {
+                let mut c = Command::new(&self.silo_bin);
+                c.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
+                c
+            }
+        };
+        cmd.args(args).current_dir(dir);
         cmd
     }
 
@@ -138,6 +268,7 @@ impl TestEnv {
         let path = self.ws.join(path);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, contents).unwrap();
+        self.give_to_user();
     }
 
     /// The workspace id from .silo/silo.toml.
@@ -172,6 +303,47 @@ impl TestEnv {
         out.sort();
         out
     }
+}
+
+impl Drop for TestEnv {
+    /// Removes what the real tools made for this test's workspaces.
+    fn drop(&mut self) {
+        if !self.real {
+            return;
+        }
+        let Ok(entries) = fs::read_dir(self.dir.path().join("ws")) else {
+            return;
+        };
+        for ws in entries.flatten() {
+            if let Some(id) = id_of(&ws.path()) {
+                let (c, dev, image) = (
+                    format!("silo-{id}"),
+                    format!("silo-{id}-dev"),
+                    format!("localhost/silo-{id}"),
+                );
+                self.podman(&["rm", "--force", "--time", "0", &c, &dev]);
+                self.podman(&["rmi", "--force", &image]);
+            }
+        }
+    }
+}
+
+/// The workspace id in `<dir>/.silo/silo.toml`.
+pub fn id_of(dir: &Path) -> Option<String> {
+    let toml = fs::read_to_string(dir.join(".silo/silo.toml")).ok()?;
+    let line = toml.lines().find(|l| l.starts_with("id = "))?;
+    Some(
+        line.trim_start_matches("id = ")
+            .trim_matches('"')
+            .to_owned(),
+    )
+}
+
+pub fn find_in_path(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
 }
 
 /// The result of one silo run, with assertions that print everything on failure.

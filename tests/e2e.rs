@@ -1,0 +1,456 @@
+//! End-to-end tests with the real `nix` and the real `podman` of this machine, as root
+//! and as an unprivileged user (rootless Podman, Nix through the daemon).
+//!
+//! No binary cache or registry is reachable in CI, so the workspace flake's inputs are
+//! pointed (through `[nix.inputs]`, the code path users have) at the fixture flakes in
+//! tests/fixtures, which build a real, small image from the host's static busybox with
+//! silo's own nix/ and modules/. Without the tools these tests skip with a reason;
+//! with SILO_E2E=1 (CI) a missing tool is a failure.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{E2E_USER, TestEnv};
+
+/// A test environment with the real tools, or a skip (a failure under SILO_E2E=1).
+macro_rules! real_env {
+    ($user:expr) => {
+        match real_tools($user) {
+            Ok(env) => env,
+            Err(why) => {
+                if common::e2e_required() {
+                    panic!("SILO_E2E is set, but the end-to-end test cannot run: {why}");
+                }
+                eprintln!(
+                    "skipping the end-to-end test: {why} (set SILO_E2E=1 to make this a failure)"
+                );
+                return;
+            }
+        }
+    };
+}
+
+fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
+    for (path, package) in [
+        ("/usr/bin/busybox", "busybox-static"),
+        ("/usr/bin/fakeroot", "fakeroot"),
+    ] {
+        if !Path::new(path).exists() {
+            return Err(format!("{path} is missing (apt install {package})"));
+        }
+    }
+    let env = TestEnv::with_real_tools(user)?;
+    // The tools must work for this user, not just exist.
+    for (tool, args) in [
+        (
+            "podman",
+            &["info", "--format", "{{.Host.OCIRuntime.Name}}"][..],
+        ),
+        ("nix", &["--version"][..]),
+    ] {
+        let out = run_as(user, tool, args);
+        if !out.status.success() {
+            return Err(format!(
+                "`{tool} {}` fails: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    if user.is_some() && !Path::new("/nix/var/nix/daemon-socket/socket").exists() {
+        return Err("nix-daemon is not running (.ci/run starts it)".into());
+    }
+    env.silo(&["user", "init"]).success();
+    env.use_fixture_inputs();
+    Ok(env)
+}
+
+fn run_as(user: Option<&str>, tool: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = match user {
+        Some(user) => {
+            let mut c = std::process::Command::new("runuser");
+            c.args([
+                "-u",
+                user,
+                "--",
+                "env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                &format!("HOME=/home/{user}"),
+                tool,
+            ]);
+            c
+        }
+        None => std::process::Command::new(tool),
+    };
+    cmd.args(args)
+        .current_dir("/")
+        .output()
+        .expect("running a tool")
+}
+
+fn is_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// Sets `key = value` lines under a section of the workspace's silo.toml.
+fn set_workspace(env: &TestEnv, dir: &Path, section: &str, lines: &[&str]) {
+    let path = dir.join(".silo/silo.toml");
+    let mut text = fs::read_to_string(&path).unwrap();
+    for line in lines {
+        let key = line.split('=').next().unwrap().trim();
+        let header = format!("[{section}]\n");
+        let start = text.find(&header).expect("section exists") + header.len();
+        let end = text[start..]
+            .find("\n[")
+            .map_or(text.len(), |i| start + i + 1);
+        let body: String = text[start..end]
+            .lines()
+            .filter(|l| l.split('=').next().map(str::trim) != Some(key))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        text = format!("{}{line}\n{body}{}", &text[..start], &text[end..]);
+    }
+    fs::write(&path, text).unwrap();
+    env.give_to_user();
+}
+
+fn silo_exec(env: &TestEnv, dir: &Path, script: &str) -> String {
+    let run = env.silo_in(dir, &["exec", "--", "sh", "-c", script]);
+    run.success();
+    run.stdout()
+}
+
+fn container_exists(env: &TestEnv, name: &str) -> bool {
+    env.podman(&["container", "exists", name]).status.success()
+}
+
+fn image_labels(env: &TestEnv, image: &str) -> serde_json::Value {
+    let out = env.podman(&["image", "inspect", image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json[0]["Labels"].clone()
+}
+
+#[test]
+fn build_is_reused_until_home_nix_changes() {
+    let env = real_env!(None);
+    let run = env.silo(&["build"]);
+    run.success();
+    let id = env.id();
+    let image = format!("localhost/silo-{id}");
+    let labels = image_labels(&env, &image);
+    assert_eq!(labels["io.silo.id"], id.as_str());
+    assert_eq!(labels["io.silo.user"], "alice");
+    let settings: serde_json::Value =
+        serde_json::from_str(&env.read(".silo/settings.json")).unwrap();
+    assert_eq!(labels["io.silo.fingerprint"], settings["fingerprint"]);
+    let lock = env.read(".silo/flake.lock");
+    assert_eq!(
+        lock,
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/flake.lock")).unwrap()
+    );
+    assert!(
+        env.read(".silo/flake.nix")
+            .starts_with("# Generated by silo")
+    );
+
+    // Up to date: nix does not run at all.
+    env.clear_calls();
+    env.silo(&["build"]).success().stderr_has("is up to date");
+    assert!(
+        env.calls("nix").is_empty(),
+        "nix ran: {:?}",
+        env.calls("nix")
+    );
+
+    // Editing home.nix makes the image outdated, and the next build rebuilds it.
+    let home = env.read(".silo/home.nix").replace(
+        "{\n  silo.podman.enable",
+        "{\n  home.sessionVariables.E2E = \"1\";\n  silo.podman.enable",
+    );
+    env.write(".silo/home.nix", &home);
+    env.silo(&["status"]).success().stderr_has("is outdated");
+    env.silo(&["build"]).success().stderr_has("rebuilding");
+    let rebuilt = image_labels(&env, &image);
+    assert_ne!(
+        rebuilt["io.silo.fingerprint"],
+        labels["io.silo.fingerprint"]
+    );
+    assert!(!env.silo(&["status"]).stderr().contains("outdated"));
+    assert_eq!(env.read(".silo/flake.lock"), lock, "the lock file changed");
+
+    // The replaced image was removed, not left dangling.
+    let dangling = env.podman(&[
+        "images",
+        "--quiet",
+        "--filter",
+        "dangling=true",
+        "--filter",
+        &format!("label=io.silo.id={id}"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&dangling.stdout).trim(), "");
+
+    // A build that fails keeps the image, and shows Nix's error.
+    env.write(
+        ".silo/home.nix",
+        &home.replace(
+            "silo.podman.enable",
+            "home.packages = [ (throw \"broken on purpose\") ];\n  silo.podman.enable",
+        ),
+    );
+    let run = env.silo(&["build"]);
+    run.code_is(1)
+        .stderr_has("nix build failed; the previous image and container are untouched");
+    run.stderr_has("broken on purpose");
+    assert_eq!(
+        image_labels(&env, &image)["io.silo.fingerprint"],
+        rebuilt["io.silo.fingerprint"]
+    );
+}
+
+/// The whole chain in one workspace of `env`, checks that hold as root and rootless.
+fn chain(env: &TestEnv) {
+    let tag = format!("e2e{}", std::process::id());
+    // Persisted paths: a directory shared by all workspaces, a private directory and a
+    // private file.
+    let user_toml = env.config.join("silo/silo.user.toml");
+    let text = fs::read_to_string(&user_toml)
+        .unwrap()
+        .replace(
+            "shared_paths = []",
+            &format!("shared_paths = [\"$HOME/.cache/{tag}/\"]"),
+        )
+        .replace(
+            "private_paths = []",
+            "private_paths = [\"/data/\", \"$HOME/.e2e_history\"]",
+        );
+    fs::write(&user_toml, text).unwrap();
+    env.give_to_user();
+
+    env.silo(&["start"]).success();
+    let id = env.id();
+    let name = format!("silo-{id}");
+    assert!(container_exists(env, &name));
+
+    // The workspace is mounted at /workspace/<id>/<dir>, the working directory, and the
+    // host user's files are the container user's.
+    fs::write(env.ws.join("from-host"), "x").unwrap();
+    env.give_to_user();
+    let out = silo_exec(
+        env,
+        &env.ws,
+        "pwd; id -u; stat -c %u from-host; touch from-container",
+    );
+    assert_eq!(out, format!("/workspace/{id}/proj\n1000\n1000\n"));
+    let host_uid = fs::metadata(env.ws.join("from-host")).unwrap().uid();
+    assert_eq!(
+        fs::metadata(env.ws.join("from-container")).unwrap().uid(),
+        host_uid
+    );
+
+    // Written into persisted paths, kept across stop and start.
+    silo_exec(
+        env,
+        &env.ws,
+        &format!(
+            "echo shared > ~/.cache/{tag}/f; echo private > /data/f; echo history >> ~/.e2e_history"
+        ),
+    );
+    env.silo(&["stop"]).success();
+    assert!(!container_exists(env, &name));
+    env.silo(&["start"]).success();
+    let out = silo_exec(
+        env,
+        &env.ws,
+        &format!("cat ~/.cache/{tag}/f /data/f ~/.e2e_history"),
+    );
+    assert_eq!(out, "shared\nprivate\nhistory\n");
+
+    // A second workspace sees the shared path, not the private ones.
+    let other = env.workspace("other");
+    env.silo_in(&other, &["start"]).success();
+    let out = silo_exec(
+        env,
+        &other,
+        &format!("cat ~/.cache/{tag}/f; ls /data; wc -c < ~/.e2e_history"),
+    );
+    assert_eq!(out, "shared\n0\n");
+    let other_id = common::id_of(&other).unwrap();
+    let out = silo_exec(env, &other, "ls /silo/persistence");
+    let mut seen: Vec<&str> = out.lines().collect();
+    seen.sort();
+    let mut expected = vec![other_id.as_str(), "shared"];
+    expected.sort();
+    assert_eq!(
+        seen, expected,
+        "only this workspace's part of the volume is visible"
+    );
+
+    // `silo` runs the chain and the shell; with --stop the container goes afterwards.
+    let mut cmd = env.command(&other, &["--stop"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo in-the-shell $PWD\nexit 7\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("in-the-shell /workspace/{other_id}/other\n")
+    );
+    assert!(!container_exists(env, &format!("silo-{other_id}")));
+
+    // rm refuses a running container, then removes container and image.
+    env.silo(&["rm"]).code_is(1).stderr_has("stop it first");
+    env.silo(&["stop"]).success();
+    env.silo(&["rm"]).success();
+    assert!(
+        !env.podman(&["image", "exists", &format!("localhost/silo-{id}")])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn chain_as_root() {
+    if !is_root() {
+        eprintln!("skipping: the root variant needs the tests to run as root");
+        return;
+    }
+    let env = real_env!(None);
+    chain(&env);
+}
+
+#[test]
+fn chain_rootless() {
+    if !is_root() {
+        eprintln!("skipping: switching to {E2E_USER} needs the tests to run as root");
+        return;
+    }
+    let env = real_env!(Some(E2E_USER));
+    chain(&env);
+}
+
+/// A free port on the host.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn retry<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ports_limits_and_orphans_as_root() {
+    if !is_root() {
+        // Rootless Podman cannot apply limits on this machine's cgroup v1 hierarchy.
+        eprintln!("skipping: limits need root on cgroup v1");
+        return;
+    }
+    let env = real_env!(None);
+    env.silo(&["init"]).success();
+    let port = free_port();
+    set_workspace(
+        &env,
+        &env.ws,
+        "network",
+        &[&format!("ports = [\"127.0.0.1:{port}:8080\"]")],
+    );
+    set_workspace(
+        &env,
+        &env.ws,
+        "limits",
+        &["cpus = 1", "memory = 256", "processes = 64"],
+    );
+    env.silo(&["start"]).success();
+
+    // A forwarded port answers from the host.
+    silo_exec(
+        &env,
+        &env.ws,
+        "mkdir -p /tmp/www && echo silo-port-ok > /tmp/www/index.html && httpd -p 8080 -h /tmp/www",
+    );
+    let body = retry(
+        "the forwarded port answers",
+        Duration::from_secs(10),
+        || {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).ok()?;
+            response.contains("silo-port-ok").then_some(response)
+        },
+    );
+    assert!(body.starts_with("HTTP/1."), "{body}");
+
+    // The limits are visible in the container's cgroups (v1 or v2 names).
+    let out = silo_exec(
+        &env,
+        &env.ws,
+        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+         cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max",
+    );
+    assert_eq!(out, "64\n268435456\n100000\n");
+
+    // A burst of abandoned background jobs hits the pids limit; once they end, PID 1
+    // (podman's --init) has reaped them and the container takes commands again.
+    env.silo(&[
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 100 ]; do (sleep 2 &) 2>/dev/null; i=$((i+1)); done; true",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let zombies = retry(
+        "the container takes commands after the burst",
+        Duration::from_secs(20),
+        || {
+            let run = env.silo(&[
+                "exec",
+                "--",
+                "sh",
+                "-c",
+                "ps -o stat | grep -c '^Z' || true",
+            ]);
+            run.output.status.success().then(|| run.stdout())
+        },
+    );
+    assert_eq!(zombies.trim(), "0", "zombies left behind");
+}
