@@ -67,11 +67,17 @@ impl Invocation {
 }
 
 impl fmt::Display for Invocation {
-    /// Shell-quoted, so the line can be copied into a terminal.
+    /// Shell-quoted, so the line can be copied into a terminal; a script passed as an
+    /// argument is shortened to its first line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.tool.program())?;
         for arg in &self.args {
-            write!(f, " {}", shell_quote(arg))?;
+            match arg.to_str().and_then(|s| s.split_once('\n')) {
+                Some((first, _)) => {
+                    write!(f, " {}", shell_quote(OsStr::new(&format!("{first}..."))))?
+                }
+                None => write!(f, " {}", shell_quote(arg))?,
+            }
         }
         Ok(())
     }
@@ -297,6 +303,11 @@ mod tests {
             inv.to_string(),
             r#"podman create --name silo-ab3f9c12 --label 'a b' 'it'\''s' ''"#
         );
+        let script = Invocation::new(
+            Tool::Podman,
+            ["run", "-c", "set -eu\nfor x do\n  :\ndone\n", "arg"],
+        );
+        assert_eq!(script.to_string(), "podman run -c 'set -eu...' arg");
     }
 
     #[test]

@@ -454,3 +454,138 @@ fn ports_limits_and_orphans_as_root() {
     );
     assert_eq!(zombies.trim(), "0", "zombies left behind");
 }
+
+/// Runs a command, failing the test with its output when it fails.
+fn must(cmd: &mut std::process::Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
+
+/// The script run inside Debian 13: the chain with persisted paths, and what it left on
+/// the volume. `$1` is the test directory (bound at the same path).
+const DEBIAN13_SCRIPT: &str = r#"set -eu
+dir=$1 tag=$2 fixtures=$3
+export XDG_CONFIG_HOME=$dir/cfg USER=alice HOME=$dir/home
+mkdir -p "$dir/ws/proj" "$HOME"
+cd "$dir/ws/proj"
+echo "nix: $(nix --version)"
+echo "podman: $(podman --version)"
+silo=$dir/silo
+"$silo" user init 2>/dev/null
+cfg=$XDG_CONFIG_HOME/silo/silo.user.toml
+sed -i "s|^shared_paths = \[\]|shared_paths = [\"\$HOME/.cache/$tag/\"]|; s|^private_paths = \[\]|private_paths = [\"/data/\", \"\$HOME/.hist\"]|" "$cfg"
+printf '\n[nix.inputs]\nnixpkgs = "path:%s/nixpkgs"\nhome-manager = "path:%s/home-manager"\n' "$fixtures" "$fixtures" >>"$cfg"
+"$silo" --verbose start 2>"$dir/start.log" || { cat "$dir/start.log"; exit 1; }
+grep '^+ podman create' "$dir/start.log"
+"$silo" exec -- sh -c "echo one > /data/f; echo two > ~/.cache/$tag/f; echo three >> ~/.hist"
+"$silo" stop 2>/dev/null
+"$silo" start 2>/dev/null
+echo "persisted: $("$silo" exec -- sh -c "cat /data/f ~/.cache/$tag/f ~/.hist" | tr '\n' ' ')"
+id=$(sed -n 's/^id = "\(.*\)"/\1/p' .silo/silo.toml)
+volume=$(podman volume inspect silo --format '{{.Mountpoint}}')
+echo "on the volume: $(cd "$volume" && find "shared/home/alice/.cache/$tag" "$id" -type f | sort | tr '\n' ' ')"
+"$silo" stop 2>/dev/null
+"$silo" rm 2>/dev/null
+echo done
+"#;
+
+/// Podman 5 (volume `subpath` mounts) and Nix 2.26, from Debian 13 in the chroot that
+/// ../shared/tools/debian13-chroot builds (about a minute the first time).
+#[test]
+fn podman5_and_nix226_in_debian13() {
+    if !is_root() {
+        eprintln!("skipping: the Debian 13 chroot needs root");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tool = repo.join("../shared/tools/debian13-chroot");
+    if !tool.exists() {
+        assert!(
+            !common::e2e_required(),
+            "SILO_E2E is set, but {} is missing",
+            tool.display()
+        );
+        eprintln!("skipping: {} is missing", tool.display());
+        return;
+    }
+    let root = "/var/tmp/silo-debian13";
+    let chroot = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(&tool);
+        cmd.arg(root).args(args);
+        cmd
+    };
+    must(&mut chroot(&["setup"]), "building the Debian 13 chroot");
+    // The fixture's layer builder uses fakeroot, which the chroot lacks.
+    must(
+        &mut chroot(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "command -v fakeroot || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fakeroot >/dev/null",
+        ]),
+        "installing fakeroot in the chroot",
+    );
+    struct Teardown<'a>(&'a dyn Fn(&[&str]) -> std::process::Command);
+    impl Drop for Teardown<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["teardown"]).status();
+        }
+    }
+    let _teardown = Teardown(&chroot);
+
+    let dir = tempfile::Builder::new()
+        .prefix("silo-debian13-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let dir_path = dir.path().to_str().unwrap().to_owned();
+    fs::copy(env!("CARGO_BIN_EXE_silo"), dir.path().join("silo")).unwrap();
+    fs::write(dir.path().join("script.sh"), DEBIAN13_SCRIPT).unwrap();
+    let repo_str = repo.canonicalize().unwrap().display().to_string();
+    must(
+        &mut chroot(&["run", "-b", &repo_str, "-b", &dir_path, "--", "true"]),
+        "binding into the chroot",
+    );
+
+    let tag = format!("d13{}", std::process::id());
+    let fixtures = format!("{repo_str}/tests/fixtures");
+    let enter = repo.join("tests/common/enter-chroot.sh");
+    let script = format!("{dir_path}/script.sh");
+    let out = must(
+        std::process::Command::new("unshare")
+            .arg("--mount")
+            .arg(&enter)
+            .args([root, "bash", &script, &dir_path, &tag, &fixtures]),
+        "the chain under Podman 5 and Nix 2.26",
+    );
+    let id = common::id_of(&dir.path().join("ws/proj")).expect("an id");
+    assert!(out.contains("nix: nix (Nix) 2.26"), "{out}");
+    assert!(out.contains("podman: podman version 5."), "{out}");
+    // Podman 5 mounts the volume's subpaths directly.
+    for mount in [
+        format!(
+            "--mount type=volume,source=silo,target=/home/alice/.cache/{tag},subpath=shared/home/alice/.cache/{tag}"
+        ),
+        format!("--mount type=volume,source=silo,target=/data,subpath={id}/data"),
+        format!(
+            "--mount type=volume,source=silo,target=/home/alice/.hist,subpath={id}/home/alice/.hist"
+        ),
+    ] {
+        assert!(out.contains(&mount), "{mount} missing:\n{out}");
+    }
+    assert!(out.contains("persisted: one two three "), "{out}");
+    // The same layout on the volume as Podman 4's bind mounts give.
+    assert!(
+        out.contains(&format!(
+            "on the volume: {id}/data/f {id}/home/alice/.hist shared/home/alice/.cache/{tag}/f "
+        )),
+        "{out}"
+    );
+    assert!(out.contains("done"), "{out}");
+}
