@@ -581,11 +581,193 @@ fn podman5_and_nix226_in_debian13() {
     }
     assert!(out.contains("persisted: one two three "), "{out}");
     // The same layout on the volume as Podman 4's bind mounts give.
-    assert!(
-        out.contains(&format!(
-            "on the volume: {id}/data/f {id}/home/alice/.hist shared/home/alice/.cache/{tag}/f "
-        )),
-        "{out}"
-    );
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("on the volume: "))
+        .expect("the volume's files");
+    let mut files: Vec<&str> = line.split_whitespace().collect();
+    files.sort();
+    let mut expected = vec![
+        format!("{id}/data/f"),
+        format!("{id}/home/alice/.hist"),
+        format!("shared/home/alice/.cache/{tag}/f"),
+    ];
+    expected.sort();
+    assert_eq!(files, expected);
     assert!(out.contains("done"), "{out}");
+}
+
+/// The Dev Containers CLI (`devcontainer`), from PATH or where .ci/run installs it.
+fn devcontainer_cli() -> Option<std::path::PathBuf> {
+    common::find_in_path("devcontainer")
+        .or_else(|| {
+            Some(
+                Path::new("/var/cache/silo-ci/devcontainers/node_modules/.bin/devcontainer")
+                    .to_path_buf(),
+            )
+        })
+        .filter(|p| p.exists())
+}
+
+/// The generated .devcontainer.json works with the reference client: it reads it,
+/// creates silo-<id>-dev with podman, and runs commands in it as the right user.
+#[test]
+fn devcontainer_with_the_reference_cli() {
+    if !is_root() {
+        eprintln!("skipping: runs as root");
+        return;
+    }
+    let env = real_env!(None);
+    let Some(cli) = devcontainer_cli() else {
+        assert!(
+            !common::e2e_required(),
+            "SILO_E2E is set, but the devcontainer CLI is missing (.ci/run installs it)"
+        );
+        eprintln!("skipping: the devcontainer CLI is missing (npm install @devcontainers/cli)");
+        return;
+    };
+    let podman = common::find_in_path("podman").unwrap();
+    // `devcontainer SUBCOMMAND --docker-path podman --workspace-folder WS [CMD...]`
+    let dc = |args: &[&str]| -> std::process::Output {
+        std::process::Command::new(&cli)
+            .arg(args[0])
+            .args([
+                "--docker-path",
+                podman.to_str().unwrap(),
+                "--workspace-folder",
+                env.ws.to_str().unwrap(),
+            ])
+            .args(&args[1..])
+            .current_dir(&env.ws)
+            .output()
+            .expect("running the devcontainer CLI")
+    };
+
+    fs::write(
+        env.config.join("silo/devcontainer.user.json"),
+        r#"{ "customizations": { "vscode": { "extensions": ["user.ext"] } }, "remoteEnv": { "FROM_USER": "1" } }"#,
+    )
+    .unwrap();
+    let user_toml = env.config.join("silo/silo.user.toml");
+    let text = fs::read_to_string(&user_toml)
+        .unwrap()
+        .replace("private_paths = []", "private_paths = [\"/data/\"]");
+    fs::write(&user_toml, text).unwrap();
+    env.silo(&["init"]).success();
+    env.write(
+        ".silo/devcontainer.json",
+        r#"{ "customizations": { "vscode": { "extensions": ["project.ext"] } } }"#,
+    );
+    env.silo(&["devcontainer"]).success().stderr_has("Created");
+    let id = env.id();
+    let dev = format!("silo-{id}-dev");
+
+    // The reference client reads the file as silo wrote it.
+    let out = dc(&["read-configuration"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = &read["configuration"];
+    assert_eq!(config["image"], format!("localhost/silo-{id}"));
+    assert_eq!(config["remoteUser"], "alice");
+    assert_eq!(config["workspaceFolder"], format!("/workspace/{id}/proj"));
+    assert_eq!(
+        config["customizations"]["vscode"]["extensions"],
+        serde_json::json!(["user.ext", "project.ext"])
+    );
+    let mounts = config["mounts"].as_array().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.as_str().unwrap().ends_with("target=/data")),
+        "{mounts:?}"
+    );
+    let run_args: Vec<&str> = config["runArgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        run_args.windows(2).any(|w| w == ["--name", dev.as_str()]),
+        "{run_args:?}"
+    );
+    for arg in ["--cap-drop=ALL", "--pids-limit=1024"] {
+        assert!(
+            run_args.contains(&arg),
+            "{arg} missing from runArgs {run_args:?}"
+        );
+    }
+
+    // It creates the devcontainer with podman; commands run in the workspace as the user.
+    let out = dc(&["up"]);
+    assert!(
+        out.status.success(),
+        "devcontainer up failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(container_exists(&env, &dev));
+    let out = dc(&[
+        "exec",
+        "sh",
+        "-c",
+        "id -un; pwd; echo $FROM_USER; touch from-devcontainer",
+    ]);
+    assert!(
+        out.status.success(),
+        "devcontainer exec failed ({:?}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("alice\n/workspace/{id}/proj\n1\n")
+    );
+    assert_eq!(
+        fs::metadata(env.ws.join("from-devcontainer"))
+            .unwrap()
+            .uid(),
+        0,
+        "owned by the host user"
+    );
+
+    // silo acts on the container the client made.
+    env.silo(&["devcontainer", "status"])
+        .success()
+        .stdout_is("Running\n");
+    let mut cmd = env.command(&env.ws, &["devcontainer", "connect"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hostname\nexit 4\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{dev}\n"));
+    env.silo(&["devcontainer", "stop"]).success();
+    assert!(!container_exists(&env, &dev));
+    env.silo(&["devcontainer", "status"])
+        .success()
+        .stdout_is("Stopped\n");
+
+    // An existing file is kept without --update and replaced with it.
+    set_workspace(&env, &env.ws, "network", &["ports = [\"3000:3000\"]"]);
+    let before = env.read(".devcontainer.json");
+    env.silo(&["devcontainer"])
+        .success()
+        .stderr_has("already exists");
+    assert_eq!(env.read(".devcontainer.json"), before);
+    env.silo(&["devcontainer", "--update"])
+        .success()
+        .stderr_has("Updated");
+    let updated: serde_json::Value = serde_json::from_str(&env.read(".devcontainer.json")).unwrap();
+    assert_eq!(updated["forwardPorts"], serde_json::json!([3000]));
 }
