@@ -771,3 +771,69 @@ fn devcontainer_with_the_reference_cli() {
     let updated: serde_json::Value = serde_json::from_str(&env.read(".devcontainer.json")).unwrap();
     assert_eq!(updated["forwardPorts"], serde_json::json!([3000]));
 }
+
+/// Offline `nix flake check`: every .nix file of the repository parses, and the library
+/// with silo's module evaluates against the fixtures (nothing is built).
+#[test]
+fn nix_library_parses_and_evaluates() {
+    let Some(instantiate) = common::find_in_path("nix-instantiate") else {
+        assert!(
+            !common::e2e_required(),
+            "SILO_E2E is set, but nix-instantiate is missing"
+        );
+        eprintln!("skipping: nix-instantiate is missing");
+        return;
+    };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![repo.join("flake.nix")];
+    let mut dirs = vec![
+        repo.join("nix"),
+        repo.join("modules"),
+        repo.join("tests/fixtures"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "nix") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 10, "{files:?}");
+    for file in &files {
+        must(
+            std::process::Command::new(&instantiate)
+                .arg("--parse")
+                .arg(file),
+            &format!("parsing {}", file.display()),
+        );
+    }
+
+    let out = std::process::Command::new(&instantiate)
+        .args(["--eval", "--strict", "--json"])
+        .arg(repo.join("tests/fixtures/eval-library.nix"))
+        .arg("--arg")
+        .arg("repo")
+        .arg(repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(eval["off"]["podman"]["enable"], false);
+    assert_eq!(eval["on"]["podman"]["enable"], true);
+    assert_eq!(eval["podmanService"], true);
+    assert!(
+        eval["off"]["shellCommand"]
+            .as_str()
+            .unwrap()
+            .ends_with("/bin/bash --login"),
+        "{eval}"
+    );
+    assert_eq!(eval["image"], "silo-ab3f9c12.tar");
+}
