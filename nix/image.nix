@@ -100,27 +100,33 @@ let
     state=${stateDir}
     profile=${lib.escapeShellArg profileDirectory}
 
-    start=$("$cu/date" +%s)
-    ticks=0
-    while [ "$("$cu/cat" "$state/activated" 2>/dev/null)" != "$hm" ]; do
-      if [ "$("$cu/cat" "$state/failed" 2>/dev/null)" = "$hm" ]; then
-        echo "silo: warning: home-manager activation failed, the environment may be incomplete." >&2
-        echo "silo: see ${logShown}; fix home.nix, then run \`silo build\`." >&2
-        break
-      fi
-      elapsed=$(($("$cu/date" +%s) - start))
-      if [ "$elapsed" -ge 300 ]; then
-        echo "silo: home-manager activation did not finish within 300 s (log: ${logShown})." >&2
-        echo "silo: check it with \`podman logs\`, or restart the workspace." >&2
-        exit 124
-      fi
-      # Announce once, after about a second.
-      if [ "$ticks" -eq 5 ]; then
-        echo "silo: waiting for home-manager activation (log: ${logShown})" >&2
-      fi
-      ticks=$((ticks + 1))
-      "$cu/sleep" 0.2
-    done
+    # Builtins only on the way in: no process is started when the
+    # configuration is active, so entering costs podman's exec and little else.
+    holds() { [ -r "$1" ] && read -r line <"$1" && [ "$line" = "$hm" ]; }
+
+    if ! holds "$state/activated"; then
+      start=$("$cu/date" +%s)
+      ticks=0
+      while ! holds "$state/activated"; do
+        if holds "$state/failed"; then
+          echo "silo: warning: home-manager activation failed, the environment may be incomplete." >&2
+          echo "silo: see ${logShown}; fix home.nix, then run \`silo build\`." >&2
+          break
+        fi
+        elapsed=$(($("$cu/date" +%s) - start))
+        if [ "$elapsed" -ge 300 ]; then
+          echo "silo: home-manager activation did not finish within 300 s (log: ${logShown})." >&2
+          echo "silo: check it with \`podman logs\`, or restart the workspace." >&2
+          exit 124
+        fi
+        # Announce once, after about a second.
+        if [ "$ticks" -eq 5 ]; then
+          echo "silo: waiting for home-manager activation (log: ${logShown})" >&2
+        fi
+        ticks=$((ticks + 1))
+        "$cu/sleep" 0.2
+      done
+    fi
 
     if [ -r "$profile/etc/profile.d/hm-session-vars.sh" ]; then
       # shellcheck source=/dev/null
