@@ -77,7 +77,14 @@ pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> 
 }
 
 fn build(s: &Session, options: BuildOptions) -> Result<()> {
-    check_nix(s)?;
+    let version = check_nix(s)?;
+    if version < nix::NIXPKGS_MIN_VERSION && !s.config.inputs.contains_key("nixpkgs") {
+        let (major, minor) = nix::NIXPKGS_MIN_VERSION;
+        eprintln!(
+            "note: Nix {}.{} is older than current nixpkgs needs ({major}.{minor}); if evaluation fails, upgrade Nix",
+            version.0, version.1
+        );
+    }
     let silo_dir = s.ws.silo_dir();
     flake::render(&s.inputs, &silo_dir)?;
     eprintln!(

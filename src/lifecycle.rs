@@ -212,9 +212,14 @@ fn create(s: &Session, record: &Record) -> Result<()> {
         &form,
     );
     eprintln!("Creating {}...", s.names.container);
-    s.runner
+    let out = s
+        .runner
         .run(&Invocation::new(Tool::Podman, args))
         .with_context(|| format!("cannot create the container {}", s.names.container))?;
+    // Podman's warnings, e.g. that rootless cgroup v1 ignores the limits.
+    for line in out.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        eprintln!("podman: {line}");
+    }
     Ok(())
 }
 

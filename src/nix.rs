@@ -9,6 +9,9 @@ use anyhow::{Context, Result, bail};
 use crate::config::values::FlakeRef;
 use crate::runner::{Invocation, Tool};
 
+/// The oldest Nix that current nixpkgs evaluates with (its lib/minfeatures.nix).
+pub const NIXPKGS_MIN_VERSION: (u32, u32) = (2, 18);
+
 /// Passed on every call, so silo works whether or not flakes are enabled in nix.conf.
 const FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
 
@@ -101,7 +104,11 @@ pub fn parse_build_output(stdout: &str) -> Result<PathBuf> {
 
 /// What to do about a known Nix failure, recognised from its stderr.
 pub fn hint(stderr: &str) -> Option<&'static str> {
-    let known: [(&str, &str); 7] = [
+    let known: [(&str, &str); 8] = [
+        (
+            "requires Nix >=",
+            "this nixpkgs needs a newer Nix than the one installed: upgrade Nix (current nixpkgs needs 2.18 or newer; Debian 12 has 2.8, Debian 13 has 2.26)",
+        ),
         (
             "is disabled",
             "Nix refused an experimental feature although silo enables nix-command and flakes on the command line; Nix 2.4 or newer is needed",
@@ -235,6 +242,9 @@ mod tests {
         assert!(hint(lock).unwrap().contains("silo update"));
         let daemon = "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused";
         assert!(hint(daemon).unwrap().contains("nix-users"));
+        // nixpkgs' own check (lib/minfeatures.nix) on an old Nix.
+        let old = "error: This version of Nixpkgs requires Nix >= 2.18, please upgrade:";
+        assert!(hint(old).unwrap().contains("upgrade Nix"));
         assert_eq!(hint("error: attribute 'foo' missing"), None);
     }
 }
