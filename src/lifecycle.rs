@@ -131,6 +131,19 @@ impl Session {
     }
 }
 
+/// Refuses to touch a container that a copy of this workspace (same id) made.
+fn check_not_a_copy(s: &Session, state: &ContainerState, record: &Record) -> Result<()> {
+    if let Some(other) = state.owned_by_copy(record, s.config.id.as_str()) {
+        bail!(
+            "the container {} belongs to the workspace at {other}, which has the same id {} (was this project copied with its .silo/?); give this one its own id: set [general].id in {} to another 8 characters from a-z and 0-9",
+            s.names.container,
+            s.config.id,
+            s.ws.toml().display()
+        );
+    }
+    Ok(())
+}
+
 fn warn_outdated(name: &str, state: &ContainerState) {
     if !state.outdated.is_empty() {
         eprintln!(
@@ -159,6 +172,7 @@ pub fn ensure_running(s: &Session) -> Result<()> {
     let _lock = lock::acquire(&silo_dir)?;
     let name = &s.names.container;
     let (state, record) = s.container_state()?;
+    check_not_a_copy(s, &state, &record)?;
     match state.run {
         RunState::Running => warn_outdated(name, &state),
         RunState::Stopped => {
@@ -292,6 +306,7 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
         ensure_running(s)?;
     } else {
         let (state, record) = s.container_state()?;
+        check_not_a_copy(s, &state, &record)?;
         match state.run {
             RunState::Missing => bail!("{name} does not exist; run `silo` or `silo start` first"),
             RunState::Stopped => bail!("{name} is not running; run `silo start` first"),

@@ -83,6 +83,21 @@ impl ContainerState {
             .as_ref()
             .is_some_and(|r| !Path::new(&r.workspace).is_dir())
     }
+
+    /// Another directory that is still a workspace with this id made the container: the
+    /// project was copied, `.silo/` and all. Returns that directory.
+    pub fn owned_by_copy(&self, current: &Record, id: &str) -> Option<&str> {
+        let created_in = &self.record.as_ref()?.workspace;
+        if *created_in == current.workspace {
+            return None;
+        }
+        let toml = files::read_optional(&Path::new(created_in).join(".silo/silo.toml")).ok()??;
+        let same_id = toml.lines().any(|line| {
+            line.split_once('=')
+                .is_some_and(|(k, v)| k.trim() == "id" && v.trim().trim_matches('"') == id)
+        });
+        same_id.then_some(created_in.as_str())
+    }
 }
 
 /// Remembers that the running container was created from a given record during this
@@ -206,6 +221,30 @@ mod tests {
             ["it was not created by this version of silo"]
         );
         assert_eq!(ContainerState::of(None, &current).run, RunState::Missing);
+    }
+
+    #[test]
+    fn a_copied_workspace_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("original");
+        std::fs::create_dir_all(original.join(".silo")).unwrap();
+        std::fs::write(
+            original.join(".silo/silo.toml"),
+            "[general]\nid = \"ab3f9c12\"\n",
+        )
+        .unwrap();
+        let mut created = record();
+        created.workspace = original.display().to_string();
+        let state = ContainerState::of(
+            Some(&info(true, &[(LABEL_CONFIG, &created.to_label())])),
+            &record(),
+        );
+        assert_eq!(
+            state.owned_by_copy(&record(), "ab3f9c12"),
+            Some(created.workspace.as_str())
+        );
+        assert_eq!(state.owned_by_copy(&record(), "zzzzzzzz"), None);
+        assert_eq!(state.owned_by_copy(&created, "ab3f9c12"), None);
     }
 
     #[test]

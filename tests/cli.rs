@@ -1028,3 +1028,46 @@ fn devcontainer_commands_act_on_the_dev_container_only() {
         "silo never creates the devcontainer"
     );
 }
+
+#[test]
+fn a_moved_or_copied_workspace_is_explained() {
+    let env = TestEnv::with_fakes();
+    env.silo(&["start"]).success();
+    let id = env.id();
+
+    // Copied with its .silo/: the container belongs to the original.
+    let copy = env.ws.with_file_name("copy");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&env.ws)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.silo_in(&copy, &["start"])
+        .code_is(1)
+        .stderr_has(&format!(
+            "the container silo-{id} belongs to the workspace at {}, which has the same id {id}",
+            env.ws.display()
+        ));
+    env.silo_in(&copy, &["exec", "--", "true"])
+        .code_is(1)
+        .stderr_has("give this one its own id");
+    fs::remove_dir_all(&copy).unwrap();
+
+    // Renamed while the container was stopped: it cannot start; say what to run.
+    fs::remove_file(env.state.join(format!("container-silo-{id}.running"))).unwrap();
+    let moved = env.ws.with_file_name("renamed");
+    fs::rename(&env.ws, &moved).unwrap();
+    env.silo_in(&moved, &["start"]).code_is(1).stderr_has(&format!(
+        "silo-{id} mounts {}, which no longer exists (was the workspace moved or renamed?); run `silo stop && silo`",
+        env.ws.display()
+    ));
+    env.silo_in(&moved, &["stop"]).success();
+    env.silo_in(&moved, &["start"]).success();
+    assert!(create_line_count(&env) == 2);
+}
+
+fn create_line_count(env: &TestEnv) -> usize {
+    env.calls_starting("podman", &["create"]).len()
+}
