@@ -1071,3 +1071,33 @@ fn a_moved_or_copied_workspace_is_explained() {
 fn create_line_count(env: &TestEnv) -> usize {
     env.calls_starting("podman", &["create"]).len()
 }
+
+#[test]
+fn two_starts_at_once_create_one_container() {
+    let env = TestEnv::with_fakes();
+    init(&env, &[]);
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            env.command(&env.ws, &["start"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(create_line_count(&env), 1);
+    assert_eq!(
+        env.calls_starting("nix", &["--extra-experimental-features"])
+            .len(),
+        1,
+        "one build"
+    );
+}

@@ -837,3 +837,39 @@ fn nix_library_parses_and_evaluates() {
     );
     assert_eq!(eval["image"], "silo-ab3f9c12.tar");
 }
+
+/// Two terminals running silo on the same new workspace at once: one builds and
+/// creates, the other waits and joins; neither fails with a podman name conflict.
+#[test]
+fn two_silos_at_once_do_not_race() {
+    if !is_root() {
+        eprintln!("skipping: runs as root");
+        return;
+    }
+    let env = real_env!(None);
+    env.silo(&["init"]).success();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            // `silo start` is the chain `silo` runs before its shell.
+            env.command(&env.ws, &["start"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut stderr = String::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        stderr += &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+    }
+    assert_eq!(stderr.matches("Creating silo-").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("Waiting for another silo command on this workspace"),
+        "{stderr}"
+    );
+    let name = format!("silo-{}", env.id());
+    assert!(container_exists(&env, &name));
+    assert_eq!(silo_exec(&env, &env.ws, "echo joined"), "joined\n");
+}
