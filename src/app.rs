@@ -10,8 +10,9 @@ use crate::cli::{Cli, Command, DevcontainerCommand, UserCommand, VolumeCommand};
 use crate::config::UserDir;
 use crate::image::{self, BuildOptions};
 use crate::init::{self, Report};
-use crate::lifecycle::{self, Enter, Open, Session};
+use crate::lifecycle::{self, Enter};
 use crate::runner::Runner;
+use crate::session::{Open, Session};
 use crate::workspace::Workspace;
 use crate::{devcontainer, status};
 

@@ -10,9 +10,8 @@ use crate::config::defaults;
 use crate::container::{self, MountForm, Record};
 use crate::files::{self, Outcome};
 use crate::image::{self, BuildOptions};
-use crate::lifecycle::{self, ENTER, Enter, Session};
-use crate::podman;
-use crate::volume;
+use crate::lifecycle::{self, ENTER, Enter};
+use crate::session::Session;
 
 /// Merges `later` into `earlier`: objects key by key, arrays concatenated in order,
 /// anything else replaced by the later value.
@@ -114,15 +113,8 @@ pub fn generate(s: &Session, user_json: &Path, update: bool) -> Result<()> {
     }
     let sources = [read_source(user_json)?, read_source(&project)?];
     let record = s.record()?;
-    let version = s.podman_version()?;
-    let form = if podman::supports_subpath(version) {
-        MountForm::Subpath
-    } else {
-        MountForm::BindFromVolume {
-            mountpoint: volume::ensure_mountpoint(&s.runner)?,
-        }
-    };
-    crate::lifecycle::volume_setup(s, &record.mounts)?;
+    let form = s.mount_form()?;
+    lifecycle::volume_setup(s, &record.mounts)?;
     let silo = silo_part(s, &record, &s.mapping_args()?, &form);
     let merged = sources
         .into_iter()

@@ -7,10 +7,11 @@ use serde_json::Value;
 use crate::config::values::FLAKE_INPUTS;
 use crate::files;
 use crate::flake;
-use crate::lifecycle::{Session, prune_images};
+use crate::lifecycle::prune_images;
 use crate::nix;
 use crate::podman::{self, LABEL_FINGERPRINT};
 use crate::runner::CommandFailed;
+use crate::session::Session;
 use crate::state::ImageState;
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,135 +1,23 @@
 //! The chain `user init -> init -> build -> volume setup -> start -> connect`, each step
 //! idempotent, and stopping and removing what it made.
 
-use std::cell::OnceCell;
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::os::unix::fs::MetadataExt;
 
 use anyhow::{Context, Result, bail};
 
-use crate::app::Ctx;
-use crate::config::{self, Config};
-use crate::container::{self, MountForm, PersistMount, Record, UserMapping};
-use crate::flake::Inputs;
+use crate::container::{self, PersistMount, Record};
 use crate::image::{self, BuildOptions};
-use crate::init::{self, Report};
 use crate::lock;
-use crate::podman::{self, Attach, ContainerInfo, ImageInfo};
-use crate::runner::{CommandFailed, Invocation, Runner, Tool};
+use crate::podman::{self, Attach};
+use crate::runner::{CommandFailed, Invocation, Tool};
+use crate::session::Session;
 use crate::state::{self, ContainerState, RunState};
 use crate::volume;
-use crate::workspace::{Names, Workspace};
 
 /// The in-image program that `connect` and `exec` run: it waits for home-manager's
 /// activation, then runs the command, or the login shell without one.
 pub const ENTER: &str = "/opt/silo/bin/enter";
-
-/// One workspace, its configuration loaded, ready for the steps of the chain.
-pub struct Session {
-    pub runner: Runner,
-    pub ws: Workspace,
-    pub config: Config,
-    pub names: Names,
-    pub inputs: Inputs,
-    pub mapping: UserMapping,
-    podman_version: OnceCell<(u32, u32)>,
-}
-
-/// Whether opening a session may create missing files (the chain) or not (`status`...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Open {
-    CreateMissing,
-    ExistingOnly,
-}
-
-impl Session {
-    pub fn open(ctx: &Ctx, open: Open) -> Result<Session> {
-        let ws = Workspace::locate(&ctx.cwd);
-        match open {
-            Open::CreateMissing => init::init(&ws, &ctx.user_dir, None, Report::Changes)?,
-            Open::ExistingOnly => {
-                if !ws.toml().is_file() {
-                    bail!(
-                        "no silo workspace here: neither {} nor a directory above it has .silo/silo.toml; run `silo init` (or `silo`) to create one",
-                        ctx.cwd.display()
-                    );
-                }
-                if !ctx.user_dir.toml().is_file() {
-                    bail!(
-                        "{} does not exist; run `silo user init`",
-                        ctx.user_dir.toml().display()
-                    );
-                }
-            }
-        }
-        let config = config::load(&ctx.user_dir.toml(), &ws.toml())?;
-        let names = Names::new(&config.id, &ws.dir_name()?);
-        let inputs = Inputs::read(&config, &ctx.user_dir.home_nix(), &ws.silo_dir())?;
-        Ok(Session {
-            runner: ctx.runner,
-            ws,
-            config,
-            names,
-            inputs,
-            mapping: UserMapping::detect(),
-            podman_version: OnceCell::new(),
-        })
-    }
-
-    /// The record of what the container would be created from now.
-    pub fn record(&self) -> Result<Record> {
-        Ok(Record::new(
-            &self.config,
-            &self.inputs.fingerprint().0,
-            self.ws.mount_source()?,
-            self.mapping,
-        ))
-    }
-
-    pub fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
-        let out = self.runner.capture(&podman::inspect_container(name))?;
-        podman::parse_container(&out.stdout)
-            .with_context(|| format!("inspecting {name}: {}", out.stderr.trim()))
-    }
-
-    pub fn inspect_image(&self) -> Result<Option<ImageInfo>> {
-        let out = self
-            .runner
-            .capture(&podman::inspect_image(&self.names.image))?;
-        podman::parse_image(&out.stdout)
-            .with_context(|| format!("inspecting {}: {}", self.names.image, out.stderr.trim()))
-    }
-
-    pub fn podman_version(&self) -> Result<(u32, u32)> {
-        if let Some(v) = self.podman_version.get() {
-            return Ok(*v);
-        }
-        let out = self.runner.run(&podman::version())?;
-        let version = podman::parse_version(&out.stdout).with_context(|| {
-            format!(
-                "cannot read the Podman version from {:?}",
-                out.stdout.trim()
-            )
-        })?;
-        Ok(*self.podman_version.get_or_init(|| version))
-    }
-
-    pub fn mapping_args(&self) -> Result<Vec<String>> {
-        let host_uid = std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(0);
-        self.mapping
-            .args(self.podman_version()?, host_uid)
-            .map_err(anyhow::Error::msg)
-    }
-
-    pub fn container_state(&self) -> Result<(ContainerState, Record)> {
-        let record = self.record()?;
-        let info = self.inspect_container(&self.names.container)?;
-        Ok((ContainerState::of(info.as_ref(), &record), record))
-    }
-}
 
 /// Refuses to touch a container that a copy of this workspace (same id) made.
 fn check_not_a_copy(s: &Session, state: &ContainerState, record: &Record) -> Result<()> {
@@ -209,14 +97,7 @@ pub fn ensure_running(s: &Session) -> Result<()> {
 }
 
 fn create(s: &Session, record: &Record) -> Result<()> {
-    let version = s.podman_version()?;
-    let form = if podman::supports_subpath(version) {
-        MountForm::Subpath
-    } else {
-        MountForm::BindFromVolume {
-            mountpoint: volume::ensure_mountpoint(&s.runner)?,
-        }
-    };
+    let form = s.mount_form()?;
     let args = container::create_args(
         &s.config,
         &s.names,
@@ -343,6 +224,10 @@ pub fn stop_and_remove(s: &Session, name: &str) -> Result<()> {
     } else {
         eprintln!("{name} is not running");
     }
+    remove_container(s, name)
+}
+
+fn remove_container(s: &Session, name: &str) -> Result<()> {
     eprintln!("Removing {name}...");
     s.runner
         .run(&podman::remove_container(name))
@@ -357,12 +242,7 @@ pub fn remove(s: &Session) -> Result<()> {
     let name = &s.names.container;
     match s.inspect_container(name)? {
         Some(info) if info.running => bail!("{name} is running; stop it first with `silo stop`"),
-        Some(_) => {
-            eprintln!("Removing {name}...");
-            s.runner
-                .run(&podman::remove_container(name))
-                .with_context(|| format!("cannot remove {name}"))?;
-        }
+        Some(_) => remove_container(s, name)?,
         None => {}
     }
     state::clear_hint(&silo_dir);

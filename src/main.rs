@@ -16,6 +16,7 @@ mod lock;
 mod nix;
 mod podman;
 mod runner;
+mod session;
 mod state;
 mod status;
 mod volume;

@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::container::{PersistMount, Record};
-use crate::lifecycle::Session;
+use crate::session::Session;
 use crate::state::{ContainerState, ImageState, RunState};
 
 #[derive(Serialize)]

@@ -36,6 +36,16 @@ macro_rules! real_env {
     };
 }
 
+/// Skips a test that must run as root (to be root, or to switch to the test user).
+macro_rules! root_only {
+    () => {
+        if !is_root() {
+            eprintln!("skipping: this end-to-end test runs as root");
+            return;
+        }
+    };
+}
+
 fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
     for (path, package) in [
         ("/usr/bin/busybox", "busybox-static"),
@@ -54,7 +64,7 @@ fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
         ),
         ("nix", &["--version"][..]),
     ] {
-        let out = run_as(user, tool, args);
+        let out = env.tool(tool, args);
         if !out.status.success() {
             return Err(format!(
                 "`{tool} {}` fails: {}",
@@ -69,30 +79,6 @@ fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
     env.silo(&["user", "init"]).success();
     env.use_fixture_inputs();
     Ok(env)
-}
-
-fn run_as(user: Option<&str>, tool: &str, args: &[&str]) -> std::process::Output {
-    let mut cmd = match user {
-        Some(user) => {
-            let mut c = std::process::Command::new("runuser");
-            c.args([
-                "-u",
-                user,
-                "--",
-                "env",
-                "-i",
-                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                &format!("HOME=/home/{user}"),
-                tool,
-            ]);
-            c
-        }
-        None => std::process::Command::new(tool),
-    };
-    cmd.args(args)
-        .current_dir("/")
-        .output()
-        .expect("running a tool")
 }
 
 fn is_root() -> bool {
@@ -300,18 +286,15 @@ fn chain(env: &TestEnv) {
     );
 
     // `silo` runs the chain and the shell; with --stop the container goes afterwards.
-    let mut cmd = env.command(&other, &["--stop"]);
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"echo in-the-shell $PWD\nexit 7\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = env
+        .silo_with_input(
+            &other,
+            &["--stop"],
+            "echo in-the-shell $PWD
+exit 7
+",
+        )
+        .output;
     assert_eq!(
         output.status.code(),
         Some(7),
@@ -337,20 +320,14 @@ fn chain(env: &TestEnv) {
 
 #[test]
 fn chain_as_root() {
-    if !is_root() {
-        eprintln!("skipping: the root variant needs the tests to run as root");
-        return;
-    }
+    root_only!();
     let env = real_env!(None);
     chain(&env);
 }
 
 #[test]
 fn chain_rootless() {
-    if !is_root() {
-        eprintln!("skipping: switching to {E2E_USER} needs the tests to run as root");
-        return;
-    }
+    root_only!();
     let env = real_env!(Some(E2E_USER));
     chain(&env);
 }
@@ -377,11 +354,7 @@ fn retry<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> 
 
 #[test]
 fn ports_limits_and_orphans_as_root() {
-    if !is_root() {
-        // Rootless Podman cannot apply limits on this machine's cgroup v1 hierarchy.
-        eprintln!("skipping: limits need root on cgroup v1");
-        return;
-    }
+    root_only!();
     let env = real_env!(None);
     env.silo(&["init"]).success();
     let port = free_port();
@@ -499,10 +472,7 @@ echo done
 /// ../shared/tools/debian13-chroot builds (about a minute the first time).
 #[test]
 fn podman5_and_nix226_in_debian13() {
-    if !is_root() {
-        eprintln!("skipping: the Debian 13 chroot needs root");
-        return;
-    }
+    root_only!();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tool = repo.join("../shared/tools/debian13-chroot");
     if !tool.exists() {
@@ -613,10 +583,7 @@ fn devcontainer_cli() -> Option<std::path::PathBuf> {
 /// creates silo-<id>-dev with podman, and runs commands in it as the right user.
 #[test]
 fn devcontainer_with_the_reference_cli() {
-    if !is_root() {
-        eprintln!("skipping: runs as root");
-        return;
-    }
+    root_only!();
     let env = real_env!(None);
     let Some(cli) = devcontainer_cli() else {
         assert!(
@@ -739,17 +706,15 @@ fn devcontainer_with_the_reference_cli() {
     env.silo(&["devcontainer", "status"])
         .success()
         .stdout_is("Running\n");
-    let mut cmd = env.command(&env.ws, &["devcontainer", "connect"]);
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hostname\nexit 4\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = env
+        .silo_with_input(
+            &env.ws,
+            &["devcontainer", "connect"],
+            "hostname
+exit 4
+",
+        )
+        .output;
     assert_eq!(output.status.code(), Some(4));
     assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{dev}\n"));
     env.silo(&["devcontainer", "stop"]).success();
@@ -842,27 +807,13 @@ fn nix_library_parses_and_evaluates() {
 /// creates, the other waits and joins; neither fails with a podman name conflict.
 #[test]
 fn two_silos_at_once_do_not_race() {
-    if !is_root() {
-        eprintln!("skipping: runs as root");
-        return;
-    }
+    root_only!();
     let env = real_env!(None);
     env.silo(&["init"]).success();
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            // `silo start` is the chain `silo` runs before its shell.
-            env.command(&env.ws, &["start"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
     let mut stderr = String::new();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        stderr += &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
+    for run in env.silo_at_once(2, &["start"]) {
+        run.success();
+        stderr += &run.stderr();
     }
     assert_eq!(stderr.matches("Creating silo-").count(), 1, "{stderr}");
     assert!(

@@ -6,9 +6,10 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub const FAKE_PODMAN: &str = include_str!("fake-podman.sh");
 pub const FAKE_NIX: &str = include_str!("fake-nix.sh");
@@ -135,9 +136,10 @@ impl TestEnv {
         fs::write(&user_toml, text).unwrap();
     }
 
-    /// Runs podman as the test's user (for checks and clean-up).
-    pub fn podman(&self, args: &[&str]) -> Output {
-        let podman = find_in_path("podman").expect("podman");
+    /// Runs a tool (podman, nix) as the test's user, with the HOME silo's runs get:
+    /// rootless Podman keeps its storage there. For checks and clean-up.
+    pub fn tool(&self, tool: &str, args: &[&str]) -> Output {
+        let path = find_in_path(tool).unwrap_or_else(|| PathBuf::from(tool));
         let mut cmd = match &self.user {
             Some(user) => {
                 let mut c = Command::new("runuser");
@@ -149,16 +151,19 @@ impl TestEnv {
                     "-i",
                     "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 ]);
-                // The same HOME as silo's runs: rootless Podman keeps its storage there.
-                c.arg(format!("HOME={}", self.home.display())).arg(podman);
+                c.arg(format!("HOME={}", self.home.display())).arg(path);
                 c
             }
-            None => Command::new(podman),
+            None => Command::new(path),
         };
         cmd.args(args)
             .current_dir("/")
             .output()
-            .expect("running podman")
+            .expect("running a tool")
+    }
+
+    pub fn podman(&self, args: &[&str]) -> Output {
+        self.tool("podman", args)
     }
 
     pub fn write_tool(&self, name: &str, script: &str) {
@@ -223,10 +228,39 @@ impl TestEnv {
 
     pub fn silo_in(&self, dir: &Path, args: &[&str]) -> Run {
         let output = self.command(dir, args).output().expect("running silo");
-        Run {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            output,
-        }
+        Run::new(args, output)
+    }
+
+    /// Runs silo with `input` on its stdin (a pipe, so no TTY), e.g. for a shell.
+    pub fn silo_with_input(&self, dir: &Path, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command(dir, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running silo");
+        let mut stdin = child.stdin.take().expect("a stdin pipe");
+        stdin.write_all(input.as_bytes()).expect("writing stdin");
+        drop(stdin);
+        Run::new(args, child.wait_with_output().expect("waiting for silo"))
+    }
+
+    /// Runs `count` silo processes with the same arguments in the workspace at once.
+    pub fn silo_at_once(&self, count: usize, args: &[&str]) -> Vec<Run> {
+        let children: Vec<_> = (0..count)
+            .map(|_| {
+                self.command(&self.ws, args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("running silo")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| Run::new(args, child.wait_with_output().expect("waiting for silo")))
+            .collect()
     }
 
     /// The command lines a stand-in was called with, oldest first.
@@ -353,6 +387,13 @@ pub struct Run {
 }
 
 impl Run {
+    fn new(args: &[&str], output: Output) -> Run {
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }

@@ -1,0 +1,55 @@
+//! CLI tests: the real silo binary in a temporary home and workspace, with stand-in
+//! `podman` and `nix` that record their command lines. They pin what silo runs and what
+//! it writes; the end-to-end tests (tests/e2e.rs) show it works with the real tools.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod build;
+mod devcontainer;
+mod init;
+mod lifecycle;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use common::TestEnv;
+
+pub const HARDENING: &str =
+    "--cap-drop=ALL --cap-add=NET_BIND_SERVICE --security-opt no-new-privileges";
+
+pub fn is_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// The user-namespace flags silo uses for the user running the tests.
+pub fn mapping() -> &'static str {
+    if is_root() {
+        "--uidmap 0:1:1000 --uidmap 1000:0:1 --uidmap 1001:1001:64535 \
+         --gidmap 0:1:1000 --gidmap 1000:0:1 --gidmap 1001:1001:64535"
+    } else {
+        "--userns=keep-id:uid=1000,gid=1000"
+    }
+}
+
+/// `podman create` as silo ran it, with the (long, JSON) config label shown as `<record>`.
+pub fn create_line(env: &TestEnv) -> String {
+    let creates = env.calls_starting("podman", &["create"]);
+    assert_eq!(creates.len(), 1, "one podman create expected: {creates:?}");
+    let (before, after) = creates[0]
+        .split_once("io.silo.config=")
+        .expect("a config label");
+    let rest = after
+        .split_once(" --")
+        .map(|(_, r)| format!(" --{r}"))
+        .unwrap_or_default();
+    format!("{before}io.silo.config=<record>{rest}")
+}
+
+pub fn init(env: &TestEnv, args: &[&str]) {
+    let mut full = vec!["init"];
+    full.extend_from_slice(args);
+    env.silo(&full).success();
+}
