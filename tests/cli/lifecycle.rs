@@ -388,3 +388,19 @@ fn two_starts_at_once_create_one_container() {
         "one build"
     );
 }
+
+#[test]
+fn volume_setup_needs_the_image() {
+    let env = TestEnv::with_fakes();
+    init(&env, &[]);
+    let id = env.id();
+    env.silo(&["volume", "setup"]).code_is(1).stderr_has(&format!(
+        "silo: cannot set up the volume: the image localhost/silo-{id} does not exist; run `silo build` first"
+    ));
+    env.silo(&["build"]).success();
+    env.silo(&["volume", "setup"])
+        .success()
+        .stderr_has("Volume setup complete");
+    env.silo(&["volume", "setup"]).success();
+    assert_eq!(env.calls_starting("podman", &["run"]).len(), 2);
+}
