@@ -16,9 +16,22 @@ let
       has: ${builtins.concatStringsSep ", " (builtins.attrNames pins)}).
       Set "system" in .silo/settings.json to one of those.
     '');
+  # lib.fakeHash: a pin whose image digest is known but whose archive hash could not
+  # be computed yet (no registry was reachable where it was written).
+  placeholder = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  checked =
+    if pin.hash == placeholder then
+      throw ''
+        silo: the Fedora base image for ${system} has no verified hash yet in silo's
+        nix/fedora.json. Compute it on a machine that reaches the registry with
+          nix run nixpkgs#nix-prefetch-docker -- --image-name ${pin.imageName} --image-tag ${pin.finalImageTag} --image-digest ${pin.imageDigest} --arch ${pin.arch} --os ${pin.os}
+        and put the printed hash into nix/fedora.json of silo's source.
+      ''
+    else
+      pin;
 in
 dockerTools.pullImage {
-  inherit (pin)
+  inherit (checked)
     imageName
     imageDigest
     hash
