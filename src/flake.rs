@@ -115,6 +115,7 @@ pub struct Inputs {
 impl Inputs {
     pub fn read(config: &Config, home_user_nix: &Path, silo_dir: &Path) -> Result<Inputs> {
         let lock_file = files::read_optional(&silo_dir.join("flake.lock"))?;
+        let home_nix = silo_dir.join("home.nix");
         let overrides = config
             .inputs
             .iter()
@@ -124,8 +125,18 @@ impl Inputs {
             system: host_system()?,
             id: config.id.to_string(),
             user: config.user.to_string(),
-            home_user_nix: files::read(home_user_nix)?,
-            home_nix: files::read(&silo_dir.join("home.nix"))?,
+            home_user_nix: files::read_optional(home_user_nix)?.with_context(|| {
+                format!(
+                    "{} does not exist; run `silo user init` to create it",
+                    home_user_nix.display()
+                )
+            })?,
+            home_nix: files::read_optional(&home_nix)?.with_context(|| {
+                format!(
+                    "{} does not exist; run `silo init` to create it",
+                    home_nix.display()
+                )
+            })?,
             lock_exists: lock_file.is_some(),
             lock: lock_file.unwrap_or_else(seed_lock),
             overrides,

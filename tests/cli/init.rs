@@ -280,3 +280,16 @@ fn a_subdirectory_belongs_to_the_workspace_above() {
         .stdout_is("Stopped\n");
     assert!(!env.ws.join("src/deep/.silo").exists());
 }
+
+#[test]
+fn missing_home_nix_files_say_what_to_run() {
+    let env = TestEnv::with_fakes();
+    init(&env, &[]);
+    fs::remove_file(env.ws.join(".silo/home.nix")).unwrap();
+    env.silo(&["status"])
+        .code_is(1)
+        .stderr_has("home.nix does not exist; run `silo init` to create it");
+    fs::remove_file(env.config.join("silo/home.user.nix")).unwrap();
+    env.silo(&["init"]).success();
+    env.silo(&["status"]).success();
+}
