@@ -92,7 +92,8 @@ pub fn init(
     };
     let home_created =
         create(&ws.home_nix(), &defaults::home_nix(enable), report)? == Outcome::Created;
-    if let (Some(enable), false) = (podman, created) {
+    // An existing file (either one) gets the flag by an edit in place.
+    if let Some(enable) = podman.filter(|_| !(created && home_created)) {
         set_podman(ws, enable, !home_created)?;
     }
     Ok(())

@@ -293,3 +293,18 @@ fn missing_home_nix_files_say_what_to_run() {
     env.silo(&["init"]).success();
     env.silo(&["status"]).success();
 }
+
+#[test]
+fn init_podman_with_only_home_nix_present_keeps_both_files_in_agreement() {
+    let env = TestEnv::with_fakes();
+    env.write(
+        ".silo/home.nix",
+        "{ ... }:\n{\n  silo.podman.enable = false;\n}\n",
+    );
+    env.silo(&["init", "--podman"]).success();
+    assert!(env.read(".silo/silo.toml").contains("podman = true"));
+    assert_eq!(
+        env.read(".silo/home.nix"),
+        "{ ... }:\n{\n  silo.podman.enable = true;\n}\n"
+    );
+}
