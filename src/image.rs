@@ -7,6 +7,8 @@ use serde_json::Value;
 use crate::config::values::FLAKE_INPUTS;
 use crate::files;
 use crate::flake;
+use crate::home_nix;
+use crate::init::PODMAN_OPTION;
 use crate::lifecycle::prune_images;
 use crate::nix;
 use crate::podman::{self, LABEL_FINGERPRINT};
@@ -86,6 +88,7 @@ fn build(s: &Session, options: BuildOptions) -> Result<()> {
             version.0, version.1
         );
     }
+    warn_podman_disagreement(s);
     let silo_dir = s.ws.silo_dir();
     flake::render(&s.inputs, &silo_dir)?;
     eprintln!(
@@ -117,6 +120,21 @@ fn build(s: &Session, options: BuildOptions) -> Result<()> {
     prune_images(s);
     eprintln!("Built {}", s.names.image);
     Ok(())
+}
+
+/// Nested Podman needs both the image (home.nix) and the container (create_args, chosen
+/// by `[features].podman`); a hand edit of only one of them leaves it half set up.
+fn warn_podman_disagreement(s: &Session) {
+    let in_home_nix = home_nix::get_bool(&s.inputs.home_nix, &PODMAN_OPTION)
+        .ok()
+        .flatten();
+    if let Some(enabled) = in_home_nix.filter(|enabled| *enabled != s.config.podman) {
+        eprintln!(
+            "note: .silo/home.nix sets silo.podman.enable = {enabled} but .silo/silo.toml has [features].podman = {}; run `silo init --{}podman` to make them agree (it also sets the matching create_args)",
+            s.config.podman,
+            if enabled { "" } else { "no-" }
+        );
+    }
 }
 
 /// `silo update [INPUT...]`: updates pins in `.silo/flake.lock` through Nix and says

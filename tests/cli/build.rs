@@ -240,3 +240,24 @@ fn update_moves_pins_and_says_what_changed() {
         .code_is(1)
         .stderr_has("nixpkgs is overridden by [nix.inputs] (path:/src/nixpkgs)");
 }
+
+#[test]
+fn a_hand_edit_of_the_podman_setting_in_one_file_is_pointed_out() {
+    let env = TestEnv::with_fakes();
+    init(&env, &[]);
+    env.write(
+        ".silo/home.nix",
+        &env.read(".silo/home.nix")
+            .replace("enable = false", "enable = true"),
+    );
+    env.silo(&["build"]).success().stderr_has(
+        "note: .silo/home.nix sets silo.podman.enable = true but .silo/silo.toml has [features].podman = false; run `silo init --podman`",
+    );
+    env.silo(&["init", "--podman"]).success();
+    env.write(".silo/home.nix", &(env.read(".silo/home.nix") + "\n"));
+    assert!(
+        !env.silo(&["build"])
+            .stderr()
+            .contains("note: .silo/home.nix sets")
+    );
+}
