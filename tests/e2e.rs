@@ -824,3 +824,98 @@ fn two_silos_at_once_do_not_race() {
     assert!(container_exists(&env, &name));
     assert_eq!(silo_exec(&env, &env.ws, "echo joined"), "joined\n");
 }
+
+/// What the image function itself writes, seen through silo in a container with nested
+/// Podman on: accounts, Nix, ownership, Fedora's symlinks, the nested-Podman helpers,
+/// the labels, and one activation per container even across restarts.
+#[test]
+fn the_image_as_silo_runs_it() {
+    root_only!();
+    let env = real_env!(None);
+    env.silo(&["init", "--podman"]).success();
+    env.silo(&["start"]).success();
+    let id = env.id();
+    let name = format!("silo-{id}");
+    let script = r#"
+        grep -c '^root:x:0:0:' /etc/passwd
+        grep '^alice:' /etc/passwd
+        grep '^alice:' /etc/group
+        cat /etc/subuid /etc/subgid
+        cat /etc/nix/nix.conf | grep -v '^ *#'
+        stat -c '%u:%g %a' /silo/persistence /home/alice /nix/store /usr/local/bin/newuidmap /usr/local/bin/newgidmap
+        for dir in /bin /lib /lib64 /sbin; do readlink $dir; done
+        command -v nix | cut -d/ -f1-3
+        echo "isolation=$BUILDAH_ISOLATION"
+        grep -c fuse-overlayfs ~/.config/containers/storage.conf
+    "#;
+    let out = silo_exec(&env, &env.ws, script);
+    let expected = "1
+alice:x:1000:1000::/home/alice:/bin/sh
+alice:x:1000:
+alice:1:999
+alice:1001:64535
+alice:1:999
+alice:1001:64535
+experimental-features = nix-command flakes
+sandbox = false
+build-users-group =
+1000:1000 755
+1000:1000 755
+1000:1000 755
+0:0 4755
+0:0 4755
+usr/bin
+usr/lib
+usr/lib64
+usr/sbin
+/nix/store
+isolation=chroot
+1
+";
+    assert_eq!(out, expected);
+
+    let labels = image_labels(&env, &format!("localhost/silo-{id}"));
+    assert_eq!(labels["io.silo.user"], "alice");
+    assert_eq!(labels["io.silo.version"], env!("CARGO_PKG_VERSION"));
+    // The fixture inputs are path: flakes, recorded by their content hash.
+    assert!(
+        labels["io.silo.nixpkgs"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256-"),
+        "{labels}"
+    );
+    assert!(
+        labels["io.silo.home-manager"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256-"),
+        "{labels}"
+    );
+    assert!(
+        labels["org.opencontainers.image.base.name"]
+            .as_str()
+            .unwrap()
+            .contains("@sha256:"),
+        "{labels}"
+    );
+
+    // Activation happens once per container: a restart keeps the activated home.
+    let activations = || {
+        let logs = env.podman(&["logs", &name]);
+        String::from_utf8_lossy(&logs.stderr)
+            .matches("silo: activating home-manager")
+            .count()
+            + String::from_utf8_lossy(&logs.stdout)
+                .matches("silo: activating home-manager")
+                .count()
+    };
+    assert_eq!(activations(), 1);
+    assert!(
+        env.podman(&["restart", "--time", "1", &name])
+            .status
+            .success()
+    );
+    assert_eq!(silo_exec(&env, &env.ws, "echo back"), "back\n");
+    assert_eq!(activations(), 1);
+}
