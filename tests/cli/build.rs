@@ -82,11 +82,9 @@ fn editing_home_nix_makes_the_image_outdated_until_rebuilt() {
     env.silo(&["status"]).success().stdout_is("Stopped\n");
     assert!(!env.silo(&["status"]).stderr().contains("outdated"));
 
-    env.write(
-        ".silo/home.nix",
-        &env.read(".silo/home.nix")
-            .replace("# home.packages", "home.packages"),
-    );
+    env.edit(".silo/home.nix", |text| {
+        text.replace("# home.packages", "home.packages")
+    });
     env.silo(&["status"]).success().stderr_has("is outdated");
     let json: serde_json::Value =
         serde_json::from_str(&env.silo(&["status", "--json"]).stdout()).unwrap();
@@ -119,10 +117,9 @@ fn nix_inputs_from_both_files_reach_every_nix_build() {
     let text = fs::read_to_string(&user_toml).unwrap()
         + "\n[nix.inputs]\nnixpkgs = \"github:me/nixpkgs\"\nhome-manager = \"path:/src/home-manager\"\n";
     fs::write(&user_toml, text).unwrap();
-    env.write(
-        ".silo/silo.toml",
-        &(env.read(".silo/silo.toml") + "\n[nix.inputs]\nnixpkgs = \"path:/src/nixpkgs\"\n"),
-    );
+    env.edit(".silo/silo.toml", |text| {
+        text + "\n[nix.inputs]\nnixpkgs = \"path:/src/nixpkgs\"\n"
+    });
     env.silo(&["build", "--no-cache"]).success();
     let build = env.calls_starting("nix", &["--extra-experimental-features"]);
     assert!(
@@ -133,10 +130,7 @@ fn nix_inputs_from_both_files_reach_every_nix_build() {
         "{build:?}"
     );
 
-    env.write(
-        ".silo/silo.toml",
-        &(env.read(".silo/silo.toml") + "flakes = \"github:x/y\"\n"),
-    );
+    env.edit(".silo/silo.toml", |text| text + "flakes = \"github:x/y\"\n");
     env.silo(&["build"])
         .code_is(1)
         .stderr_has("unknown field `flakes`, expected `nixpkgs` or `home-manager`");
@@ -165,7 +159,7 @@ fn a_failed_build_keeps_the_previous_image_and_explains() {
     let mut env = TestEnv::with_fakes();
     env.silo(&["build"]).success();
     let image = fs::read_to_string(env.state.join("image")).unwrap();
-    env.write(".silo/home.nix", &(env.read(".silo/home.nix") + "\n"));
+    env.edit(".silo/home.nix", |text| text + "\n");
     env.set("FAKE_NIX_ERROR", "error: experimental Nix feature 'flakes' is disabled; add '--extra-experimental-features flakes' to enable it");
     let run = env.silo(&["build"]);
     run.code_is(1)
@@ -232,10 +226,9 @@ fn update_moves_pins_and_says_what_changed() {
     env.silo(&["update", "nixos"])
         .code_is(1)
         .stderr_has("unknown input \"nixos\"");
-    env.write(
-        ".silo/silo.toml",
-        &(env.read(".silo/silo.toml") + "\n[nix.inputs]\nnixpkgs = \"path:/src/nixpkgs\"\n"),
-    );
+    env.edit(".silo/silo.toml", |text| {
+        text + "\n[nix.inputs]\nnixpkgs = \"path:/src/nixpkgs\"\n"
+    });
     env.silo(&["update", "nixpkgs"])
         .code_is(1)
         .stderr_has("nixpkgs is overridden by [nix.inputs] (path:/src/nixpkgs)");
@@ -245,16 +238,14 @@ fn update_moves_pins_and_says_what_changed() {
 fn a_hand_edit_of_the_podman_setting_in_one_file_is_pointed_out() {
     let env = TestEnv::with_fakes();
     init(&env, &[]);
-    env.write(
-        ".silo/home.nix",
-        &env.read(".silo/home.nix")
-            .replace("enable = false", "enable = true"),
-    );
+    env.edit(".silo/home.nix", |text| {
+        text.replace("enable = false", "enable = true")
+    });
     env.silo(&["build"]).success().stderr_has(
         "note: .silo/home.nix sets silo.podman.enable = true but .silo/silo.toml has [features].podman = false; run `silo init --podman`",
     );
     env.silo(&["init", "--podman"]).success();
-    env.write(".silo/home.nix", &(env.read(".silo/home.nix") + "\n"));
+    env.edit(".silo/home.nix", |text| text + "\n");
     assert!(
         !env.silo(&["build"])
             .stderr()

@@ -19,13 +19,11 @@ fn devcontainer_json_merges_three_sources_with_silos_part_last() {
         .unwrap()
         .replace("create_args = []", "create_args = [\"--env=A=1\"]");
     fs::write(&user_toml, text).unwrap();
-    env.write(
-        ".silo/silo.toml",
-        &env.read(".silo/silo.toml")
-            .replace("ports = []", "ports = [\"127.0.0.1:8080:80\"]")
+    env.edit(".silo/silo.toml", |text| {
+        text.replace("ports = []", "ports = [\"127.0.0.1:8080:80\"]")
             .replace("private_paths = []", "private_paths = [\"/data/\"]")
-            .replace("memory = 0", "memory = 512"),
-    );
+            .replace("memory = 0", "memory = 512")
+    });
     let run = env.silo(&["devcontainer"]);
     run.success()
         .stderr_has(&format!(

@@ -248,10 +248,7 @@ fn configuration_errors_print_the_whole_chain() {
     run.code_is(1)
         .stderr_has("unknown field `bogus`, expected `ports`");
 
-    env.write(
-        ".silo/silo.toml",
-        &env.read(".silo/silo.toml").replace("\nbogus = 1", ""),
-    );
+    env.edit(".silo/silo.toml", |text| text.replace("\nbogus = 1", ""));
     env.silo(&["status"])
         .code_is(1)
         .stderr_has("[network].ports: the port mapping \"80\" is invalid");

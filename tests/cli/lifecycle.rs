@@ -245,11 +245,9 @@ fn an_outdated_container_is_reported_and_never_replaced() {
     let env = TestEnv::with_fakes();
     env.silo(&["start"]).success();
     let id = env.id();
-    env.write(
-        ".silo/silo.toml",
-        &env.read(".silo/silo.toml")
-            .replace("ports = []", "ports = [\"8080:8080\"]"),
-    );
+    env.edit(".silo/silo.toml", |text| {
+        text.replace("ports = []", "ports = [\"8080:8080\"]")
+    });
     env.clear_calls();
     let run = env.silo(&["status"]);
     run.success().stdout_is("Running\n").stderr_has(&format!(
@@ -313,11 +311,9 @@ fn a_taken_port_is_explained() {
 fn status_json_describes_the_workspace() {
     let env = TestEnv::with_fakes();
     init(&env, &[]);
-    env.write(
-        ".silo/silo.toml",
-        &env.read(".silo/silo.toml")
-            .replace("private_paths = []", "private_paths = [\"/data/\"]"),
-    );
+    env.edit(".silo/silo.toml", |text| {
+        text.replace("private_paths = []", "private_paths = [\"/data/\"]")
+    });
     let run = env.silo(&["status", "--json"]);
     run.success();
     let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();

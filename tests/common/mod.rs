@@ -305,6 +305,12 @@ impl TestEnv {
         self.give_to_user();
     }
 
+    /// Rewrites a workspace file through `change`.
+    pub fn edit(&self, path: impl AsRef<Path>, change: impl FnOnce(String) -> String) {
+        let path = path.as_ref();
+        self.write(path, &change(self.read(path)));
+    }
+
     /// The workspace id from .silo/silo.toml.
     pub fn id(&self) -> String {
         let toml = self.read(".silo/silo.toml");
