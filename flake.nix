@@ -31,12 +31,15 @@
         silo = pkgs.rustPlatform.buildRustPackage {
           pname = "silo";
           version = (lib.importTOML ./Cargo.toml).package.version;
-          # The binary embeds nix/ and modules/ (include_str!).
+          # The binary embeds nix/ and modules/ (build.rs) and flake.lock, the pins new
+          # workspaces start from.
           src = lib.fileset.toSource {
             root = ./.;
             fileset = lib.fileset.unions [
               ./Cargo.toml
               ./Cargo.lock
+              ./build.rs
+              ./flake.lock
               ./src
               ./nix
               ./modules
