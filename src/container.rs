@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::config::values::{Limits, PersistPath};
+use crate::config::values::{Limits, PersistPath, WorkspaceId};
 use crate::podman::{LABEL_CONFIG, LABEL_ID, LABEL_WORKSPACE, VOLUME, VOLUME_TARGET};
 use crate::workspace::Names;
 
@@ -171,6 +171,14 @@ impl Record {
         }
     }
 
+    pub fn limits(&self) -> Limits {
+        Limits {
+            cpus: self.cpus,
+            memory_mb: self.memory_mb,
+            processes: self.processes,
+        }
+    }
+
     pub fn to_label(&self) -> String {
         serde_json::to_string(self).expect("plain data")
     }
@@ -255,17 +263,17 @@ pub fn limit_args(limits: &Limits) -> Vec<String> {
     args
 }
 
-/// The `podman create` arguments (after `podman`), in a fixed order: identity, labels,
-/// user mapping, workspace, volume mounts, ports, limits, then the merged `create_args`
-/// exactly once, and the image.
+/// The `podman create` arguments (after `podman`) for a container made from `record`, in
+/// a fixed order: identity, labels, user mapping, workspace, volume mounts, ports,
+/// limits, then the merged `create_args` exactly once, and the image.
 pub fn create_args(
-    config: &Config,
+    id: &WorkspaceId,
     names: &Names,
-    workspace_source: &str,
     record: &Record,
     mapping_args: &[String],
     form: &MountForm,
 ) -> Vec<OsString> {
+    let workspace_source = &record.workspace;
     let mut args: Vec<String> = vec![
         "create".into(),
         "--name".into(),
@@ -275,7 +283,7 @@ pub fn create_args(
         // PID 1 reaps orphaned processes; without it zombies fill the pids limit.
         "--init".into(),
         "--label".into(),
-        format!("{LABEL_ID}={}", config.id),
+        format!("{LABEL_ID}={id}"),
         "--label".into(),
         format!("{LABEL_WORKSPACE}={workspace_source}"),
         "--label".into(),
@@ -294,8 +302,8 @@ pub fn create_args(
     for port in &record.ports {
         args.extend(["--publish".into(), port.clone()]);
     }
-    args.extend(limit_args(&config.limits));
-    args.extend(config.create_args.iter().cloned());
+    args.extend(limit_args(&record.limits()));
+    args.extend(record.create_args.iter().cloned());
     args.push(names.image.clone());
     args.into_iter().map(OsString::from).collect()
 }

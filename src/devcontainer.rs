@@ -65,8 +65,8 @@ pub fn silo_part(s: &Session, record: &Record, mapping_args: &[String], form: &M
         names.dev_container.clone(),
     ];
     run_args.extend(mapping_args.iter().cloned());
-    run_args.extend(container::limit_args(&s.config.limits));
-    run_args.extend(s.config.create_args.iter().cloned());
+    run_args.extend(container::limit_args(&record.limits()));
+    run_args.extend(record.create_args.iter().cloned());
     let mounts: Vec<String> = record.mounts.iter().map(|m| form.arg(m)).collect();
     let ports: Vec<u16> = s.config.ports.iter().map(|p| p.container).collect();
     let user = s.config.user.as_str();

@@ -98,14 +98,7 @@ pub fn ensure_running(s: &Session) -> Result<()> {
 
 fn create(s: &Session, record: &Record) -> Result<()> {
     let form = s.mount_form()?;
-    let args = container::create_args(
-        &s.config,
-        &s.names,
-        s.ws.mount_source()?,
-        record,
-        &s.mapping_args()?,
-        &form,
-    );
+    let args = container::create_args(&s.config.id, &s.names, record, &s.mapping_args()?, &form);
     eprintln!("Creating {}...", s.names.container);
     let out = s
         .runner
