@@ -81,13 +81,11 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
         }
         Command::User(UserCommand::Init) => init::user_init(&ctx.user_dir, Report::Everything)?,
         Command::Build(args) => {
-            let s = open(Open::CreateMissing)?;
-            let _lock = crate::lock::acquire(&s.ws.silo_dir())?;
             let options = BuildOptions {
                 rebuild: args.rebuild,
                 no_cache: args.no_cache,
             };
-            image::ensure(&s, options, true)?;
+            image::build_command(&open(Open::CreateMissing)?, options)?;
         }
         Command::Start => {
             let s = open(Open::CreateMissing)?;

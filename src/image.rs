@@ -50,6 +50,12 @@ fn check_nix(s: &Session) -> Result<(u32, u32)> {
     Ok(version)
 }
 
+/// `silo build`: the image built when needed, under the workspace lock.
+pub fn build_command(s: &Session, options: BuildOptions) -> Result<()> {
+    let _lock = crate::lock::acquire(&s.ws.silo_dir())?;
+    ensure(s, options, true)
+}
+
 /// Builds the image when it is missing or outdated, or always with `rebuild`. `explicit`
 /// is true for `silo build`, which also reports an up-to-date image.
 pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> {

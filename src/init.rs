@@ -25,12 +25,15 @@ fn create(path: &Path, contents: &str, report: Report) -> Result<Outcome> {
     let outcome = files::write_new(path, contents)?;
     match outcome {
         Outcome::Created => eprintln!("Created {}", path.display()),
-        Outcome::AlreadyExists if report == Report::Everything => {
-            eprintln!("{} already exists", path.display())
-        }
-        Outcome::AlreadyExists => {}
+        Outcome::AlreadyExists => report_existing(path, report),
     }
     Ok(outcome)
+}
+
+fn report_existing(path: &Path, report: Report) {
+    if report == Report::Everything {
+        eprintln!("{} already exists", path.display());
+    }
 }
 
 /// The container user for a new user file: the host user's name when it is a valid
@@ -52,10 +55,11 @@ fn default_user() -> UserName {
 
 pub fn user_init(dir: &UserDir, report: Report) -> Result<()> {
     create(&dir.home_nix(), defaults::HOME_USER_NIX, report)?;
-    if !dir.toml().exists() {
+    // The default user name is only worked out (and explained) for a new file.
+    if dir.toml().exists() {
+        report_existing(&dir.toml(), report);
+    } else {
         create(&dir.toml(), &defaults::user_toml(&default_user()), report)?;
-    } else if report == Report::Everything {
-        eprintln!("{} already exists", dir.toml().display());
     }
     create(
         &dir.devcontainer_json(),
@@ -82,16 +86,21 @@ pub fn init(
         let contents = defaults::workspace_toml(&id, podman.unwrap_or(false));
         create(&toml, &contents, report)? == Outcome::Created
     };
-    if !created && report == Report::Everything && podman.is_none() {
-        eprintln!("{} already exists", toml.display());
+    if !created && podman.is_none() {
+        report_existing(&toml, report);
     }
-    // The setting home.nix starts with: the flag, else what silo.toml says.
-    let enable = match podman {
-        Some(enable) => enable,
-        None => file::parse_workspace(&files::read(&toml)?, &toml)?.podman,
+    // Only a new home.nix needs the setting from silo.toml.
+    let home_created = if ws.home_nix().exists() {
+        report_existing(&ws.home_nix(), report);
+        false
+    } else {
+        // The setting home.nix starts with: the flag, else what silo.toml says.
+        let enable = match podman {
+            Some(enable) => enable,
+            None => file::parse_workspace(&files::read(&toml)?, &toml)?.podman,
+        };
+        create(&ws.home_nix(), &defaults::home_nix(enable), report)? == Outcome::Created
     };
-    let home_created =
-        create(&ws.home_nix(), &defaults::home_nix(enable), report)? == Outcome::Created;
     // An existing file (either one) gets the flag by an edit in place.
     if let Some(enable) = podman.filter(|_| !(created && home_created)) {
         set_podman(ws, enable, !home_created)?;
