@@ -60,8 +60,7 @@ pub fn build_command(s: &Session, options: BuildOptions) -> Result<()> {
 /// is true for `silo build`, which also reports an up-to-date image.
 pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> {
     let image = &s.names.image;
-    let fingerprint = s.inputs.fingerprint();
-    let state = ImageState::of(s.inspect_image()?.as_ref(), &fingerprint);
+    let state = ImageState::of(s.inspect_image()?.as_ref(), &s.fingerprint);
     if options.rebuild {
         if let Some(info) = s.inspect_container(&s.names.container)? {
             bail!(
@@ -116,7 +115,7 @@ fn build(s: &Session, options: BuildOptions) -> Result<()> {
     let info = s.inspect_image()?.with_context(|| {
         format!("podman loaded {name:?}, but {} does not exist; is the image named by the workspace flake?", s.names.image)
     })?;
-    let expected = s.inputs.fingerprint();
+    let expected = &s.fingerprint;
     if info.labels.get(LABEL_FINGERPRINT) != Some(&expected.0) {
         bail!(
             "the loaded image {} is not labelled {LABEL_FINGERPRINT}={expected}; the workspace flake in .silo/ does not build what silo rendered",

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::app::Ctx;
 use crate::config::{self, Config};
 use crate::container::{MountForm, Record, UserMapping};
+use crate::fingerprint::Fingerprint;
 use crate::flake::Inputs;
 use crate::init::{self, Report};
 use crate::podman::{self, ContainerInfo, ImageInfo};
@@ -24,6 +25,8 @@ pub struct Session {
     pub config: Config,
     pub names: Names,
     pub inputs: Inputs,
+    /// The fingerprint of `inputs`, what an up-to-date image is labelled with.
+    pub fingerprint: Fingerprint,
     pub mapping: UserMapping,
     podman_version: OnceCell<(u32, u32)>,
 }
@@ -63,6 +66,7 @@ impl Session {
             ws,
             config,
             names,
+            fingerprint: inputs.fingerprint(),
             inputs,
             mapping: UserMapping::detect(),
             podman_version: OnceCell::new(),
@@ -73,7 +77,7 @@ impl Session {
     pub fn record(&self) -> Result<Record> {
         Ok(Record::new(
             &self.config,
-            &self.inputs.fingerprint().0,
+            &self.fingerprint.0,
             self.ws.mount_source()?,
             self.mapping,
         ))

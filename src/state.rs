@@ -91,11 +91,10 @@ impl ContainerState {
         if *created_in == current.workspace {
             return None;
         }
-        let toml = files::read_optional(&Path::new(created_in).join(".silo/silo.toml")).ok()??;
-        let same_id = toml.lines().any(|line| {
-            line.split_once('=')
-                .is_some_and(|(k, v)| k.trim() == "id" && v.trim().trim_matches('"') == id)
-        });
+        let other =
+            crate::config::load_workspace_file(&Path::new(created_in).join(".silo/silo.toml"))
+                .ok()?;
+        let same_id = other.id.as_str() == id;
         same_id.then_some(created_in.as_str())
     }
 }

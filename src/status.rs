@@ -56,7 +56,7 @@ fn to_json(s: &Session, container: &ContainerState, image: ImageState, record: &
 
 pub fn print(s: &Session, json: bool) -> Result<()> {
     let (container, record) = s.container_state()?;
-    let image = ImageState::of(s.inspect_image()?.as_ref(), &s.inputs.fingerprint());
+    let image = ImageState::of(s.inspect_image()?.as_ref(), &s.fingerprint);
     if json {
         println!("{}", to_json(s, &container, image, &record));
         return Ok(());
