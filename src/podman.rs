@@ -44,14 +44,12 @@ pub fn supports_subpath(version: (u32, u32)) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
     pub running: bool,
-    pub status: String,
     pub labels: BTreeMap<String, String>,
 }
 
 /// What silo reads from `podman image inspect`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
-    pub id: String,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -65,7 +63,6 @@ struct RawContainer {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RawState {
-    status: String,
     running: bool,
 }
 
@@ -78,7 +75,6 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RawImage {
-    id: String,
     labels: Option<BTreeMap<String, String>>,
 }
 
@@ -109,7 +105,6 @@ pub fn parse_container(stdout: &str) -> Result<Option<ContainerInfo>> {
     Ok(
         parse_first::<RawContainer>(stdout, "container")?.map(|c| ContainerInfo {
             running: c.state.running,
-            status: c.state.status,
             labels: c.config.labels.unwrap_or_default(),
         }),
     )
@@ -118,7 +113,6 @@ pub fn parse_container(stdout: &str) -> Result<Option<ContainerInfo>> {
 pub fn parse_image(stdout: &str) -> Result<Option<ImageInfo>> {
     Ok(
         parse_first::<RawImage>(stdout, "image")?.map(|i| ImageInfo {
-            id: i.id,
             labels: i.labels.unwrap_or_default(),
         }),
     )
@@ -260,7 +254,6 @@ mod tests {
 ]"#;
         let info = parse_container(out).unwrap().unwrap();
         assert!(info.running);
-        assert_eq!(info.status, "running");
         assert_eq!(info.labels["io.silo.id"], "ab3f9c12");
         // A missing container: podman prints `[]` and exits 125.
         assert_eq!(parse_container("[]\n").unwrap(), None);
@@ -274,13 +267,7 @@ mod tests {
     fn image_inspect() {
         let out = r#"[{"Id": "9c1f", "Labels": {"io.silo.fingerprint": "0123"}, "Size": 1}]"#;
         let info = parse_image(out).unwrap().unwrap();
-        assert_eq!(
-            (
-                info.id.as_str(),
-                info.labels["io.silo.fingerprint"].as_str()
-            ),
-            ("9c1f", "0123")
-        );
+        assert_eq!(info.labels["io.silo.fingerprint"], "0123");
         assert_eq!(parse_image("[]").unwrap(), None);
         assert!(parse_image("Error").is_err());
     }

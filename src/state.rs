@@ -168,7 +168,6 @@ mod tests {
     fn info(running: bool, labels: &[(&str, &str)]) -> ContainerInfo {
         ContainerInfo {
             running,
-            status: if running { "running" } else { "exited" }.into(),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -179,10 +178,7 @@ mod tests {
     #[test]
     fn image_states() {
         let fp = Fingerprint("f1".into());
-        let image = |labels: BTreeMap<String, String>| ImageInfo {
-            id: "i".into(),
-            labels,
-        };
+        let image = |labels: BTreeMap<String, String>| ImageInfo { labels };
         assert_eq!(ImageState::of(None, &fp), ImageState::Missing);
         let up = image(BTreeMap::from([(
             LABEL_FINGERPRINT.to_owned(),
