@@ -1,6 +1,5 @@
 //! Dispatch: each command line to the step of the chain that implements it.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -12,16 +11,9 @@ use crate::image::{self, BuildOptions};
 use crate::init::{self, Report};
 use crate::lifecycle::{self, Enter};
 use crate::runner::Runner;
-use crate::session::{Open, Session};
+use crate::session::{Ctx, Open, Session};
 use crate::workspace::Workspace;
 use crate::{devcontainer, status};
-
-/// What every command starts from: how to run programs, and where things are.
-pub struct Ctx {
-    pub runner: Runner,
-    pub user_dir: UserDir,
-    pub cwd: PathBuf,
-}
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {

@@ -9,7 +9,6 @@ use crate::files;
 use crate::flake;
 use crate::home_nix;
 use crate::init::PODMAN_OPTION;
-use crate::lifecycle::prune_images;
 use crate::nix;
 use crate::podman::{self, LABEL_FINGERPRINT};
 use crate::runner::CommandFailed;
@@ -122,7 +121,7 @@ fn build(s: &Session, options: BuildOptions) -> Result<()> {
             s.names.image
         );
     }
-    prune_images(s);
+    prune(s);
     eprintln!("Built {}", s.names.image);
     Ok(())
 }
@@ -244,6 +243,13 @@ fn civil_date(unix: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Removes this workspace's untagged images (replaced by a rebuild) that no container uses.
+pub fn prune(s: &Session) {
+    if let Err(err) = s.runner.run(&podman::prune_images(s.config.id.as_str())) {
+        eprintln!("note: could not remove old images of this workspace: {err:#}");
+    }
 }
 
 #[cfg(test)]

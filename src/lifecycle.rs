@@ -199,7 +199,7 @@ pub fn stop(s: &Session) -> Result<()> {
     let _lock = lock::acquire(&silo_dir)?;
     state::clear_hint(&silo_dir);
     stop_and_remove(s, &s.names.container)?;
-    prune_images(s);
+    image::prune(s);
     Ok(())
 }
 
@@ -248,13 +248,6 @@ pub fn remove(s: &Session) -> Result<()> {
     } else {
         eprintln!("{image} does not exist");
     }
-    prune_images(s);
+    image::prune(s);
     Ok(())
-}
-
-/// Removes this workspace's untagged images (replaced by a rebuild) that no container uses.
-pub fn prune_images(s: &Session) {
-    if let Err(err) = s.runner.run(&podman::prune_images(s.config.id.as_str())) {
-        eprintln!("note: could not remove old images of this workspace: {err:#}");
-    }
 }

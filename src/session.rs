@@ -3,11 +3,11 @@
 
 use std::cell::OnceCell;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::app::Ctx;
-use crate::config::{self, Config};
+use crate::config::{self, Config, UserDir};
 use crate::container::{MountForm, Record, UserMapping};
 use crate::fingerprint::Fingerprint;
 use crate::flake::Inputs;
@@ -17,6 +17,13 @@ use crate::runner::Runner;
 use crate::state::ContainerState;
 use crate::volume;
 use crate::workspace::{Names, Workspace};
+
+/// What every command starts from: how to run programs, and where things are.
+pub struct Ctx {
+    pub runner: Runner,
+    pub user_dir: UserDir,
+    pub cwd: PathBuf,
+}
 
 /// One workspace, its configuration loaded, ready for the steps of the chain.
 pub struct Session {
