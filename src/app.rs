@@ -12,6 +12,7 @@ use crate::init::{self, Report};
 use crate::lifecycle::{self, Enter};
 use crate::runner::Runner;
 use crate::session::{Ctx, Open, Session};
+use crate::trust::Verdict;
 use crate::workspace::Workspace;
 use crate::{devcontainer, status};
 
@@ -42,6 +43,7 @@ fn failure_message(command: Option<&Command>) -> &'static str {
         Some(Command::Rm) => "cannot remove the workspace image",
         Some(Command::Status(_)) => "cannot get the workspace status",
         Some(Command::Update(_)) => "cannot update the flake inputs",
+        Some(Command::Trust(_)) => "cannot approve the workspace",
         Some(Command::Devcontainer(args)) => match args.command {
             None => "cannot generate .devcontainer.json",
             Some(DevcontainerCommand::Connect) => "cannot connect to the devcontainer",
@@ -68,7 +70,7 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
     }
     match command {
         Command::Init(args) => {
-            let ws = Workspace::locate(&ctx.cwd);
+            let ws = Workspace::locate(&ctx.cwd)?;
             init::init(&ws, &ctx.user_dir, args.podman(), Report::Everything)?;
         }
         Command::User(UserCommand::Init) => init::user_init(&ctx.user_dir, Report::Everything)?,
@@ -86,6 +88,7 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
         }
         Command::Volume(VolumeCommand::Setup) => {
             let s = open(Open::ExistingOnly)?;
+            s.require_trust()?;
             lifecycle::volume_setup(&s, &s.record()?.mounts)?;
             eprintln!("Volume setup complete");
         }
@@ -108,10 +111,11 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
         Command::Rm => lifecycle::remove(&open(Open::ExistingOnly)?)?,
         Command::Status(args) => status::print(&open(Open::ExistingOnly)?, args.json)?,
         Command::Update(args) => image::update(&open(Open::ExistingOnly)?, &args.inputs)?,
+        Command::Trust(args) => trust(&open(Open::ExistingOnly)?, args.revoke)?,
         Command::Devcontainer(args) => match args.command {
             None => {
                 let s = open(Open::CreateMissing)?;
-                devcontainer::generate(&s, &ctx.user_dir.devcontainer_json(), args.update)?;
+                devcontainer::generate(&s, args.update)?;
             }
             Some(DevcontainerCommand::Connect) => {
                 return Ok(exit_code(devcontainer::connect(&open(
@@ -132,6 +136,31 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
         Command::Help(args) => print_help(&args.command)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `silo trust [--revoke]`.
+fn trust(s: &Session, revoke: bool) -> Result<()> {
+    let (store, verdict) = s.trust_verdict()?;
+    let root = s.ws.root.display();
+    if revoke {
+        if store.remove(&s.ws.root)? {
+            eprintln!(
+                "Revoked the approval of {root}; silo asks again before applying its settings."
+            );
+        } else {
+            eprintln!("{root} was not approved.");
+        }
+        return Ok(());
+    }
+    match verdict {
+        Verdict::Trusted(_) => eprintln!("{root} is approved; nothing changed since."),
+        Verdict::Review(review) => {
+            eprint!("{}", review.render());
+            store.approve(&review)?;
+            eprintln!("Approved: silo applies these settings from now on.");
+        }
+    }
+    Ok(())
 }
 
 /// An exit status from the container, as silo's own.

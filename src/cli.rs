@@ -86,6 +86,18 @@ pub enum Command {
     /// Notes about an outdated image or container go to stderr.
     Status(StatusArgs),
 
+    /// Approve the workspace's settings, so that silo applies them.
+    ///
+    /// silo applies what .silo/ says (create_args, ports, persisted paths, limits,
+    /// [features], [nix.inputs], and for a workspace it did not create itself, home.nix
+    /// and devcontainer.json) only as you created it with `silo init` or approved it: a
+    /// cloned or copied workspace, one owned by another user, and any later change of
+    /// those settings wait for your approval. This prints what it approves and what
+    /// changed since the last approval, names dangerous create_args, and records the
+    /// approval in $XDG_CONFIG_HOME/silo/trusted/ (never in the workspace). On a
+    /// terminal, `silo` and `silo start` ask instead.
+    Trust(TrustArgs),
+
     /// Update the workspace flake's pinned inputs (all, or the named ones) and show what changed.
     ///
     /// INPUT is `nixpkgs` or `home-manager`. The next `silo build` then rebuilds the image.
@@ -168,6 +180,13 @@ pub struct StatusArgs {
     /// Print a JSON object: container and image state, id, ports, paths.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Forget the approval: silo asks (or refuses) again before applying the settings.
+    #[arg(long)]
+    pub revoke: bool,
 }
 
 #[derive(Debug, Args)]

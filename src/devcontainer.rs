@@ -6,12 +6,18 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
-use crate::config::defaults;
-use crate::container::{self, MountForm, Record};
-use crate::files::{self, Outcome};
+use crate::config::{DEVCONTAINER_USER_JSON_FILE, defaults};
+use crate::container::{self, Record};
 use crate::image::{self, BuildOptions};
 use crate::lifecycle::{self, ENTER, Enter};
+use crate::safe_fs::Outcome;
+use crate::seccomp;
 use crate::session::Session;
+use crate::volume::MountForm;
+use crate::workspace::{DEVCONTAINER_JSON, SILO_DIR};
+
+/// The generated file VS Code reads, at the project root.
+const ROOT_DEVCONTAINER_JSON: &str = ".devcontainer.json";
 
 /// Merges `later` into `earlier`: objects key by key, arrays concatenated in order,
 /// anything else replaced by the later value.
@@ -36,8 +42,8 @@ pub fn merge(earlier: Value, later: Value) -> Value {
 }
 
 /// A source file: missing counts as `{}`; invalid JSON is an error naming the position.
-fn read_source(path: &Path) -> Result<Value> {
-    let Some(text) = files::read_optional(path)? else {
+fn read_source(text: Option<String>, path: &Path) -> Result<Value> {
+    let Some(text) = text else {
         return Ok(Value::Object(Map::new()));
     };
     let value: Value = serde_json::from_str(&text).map_err(|e| {
@@ -56,7 +62,13 @@ fn read_source(path: &Path) -> Result<Value> {
 
 /// silo's part of `.devcontainer.json`: the same image, user mapping, mounts, limits and
 /// `create_args` as the silo container, under the name `silo-<id>-dev`.
-pub fn silo_part(s: &Session, record: &Record, mapping_args: &[String], form: &MountForm) -> Value {
+pub fn silo_part(
+    s: &Session,
+    record: &Record,
+    mapping_args: &[String],
+    form: &MountForm,
+    seccomp_profile: Option<&Path>,
+) -> Value {
     let names = &s.names;
     let mut run_args: Vec<String> = vec![
         "--name".into(),
@@ -66,8 +78,19 @@ pub fn silo_part(s: &Session, record: &Record, mapping_args: &[String], form: &M
     ];
     run_args.extend(mapping_args.iter().cloned());
     run_args.extend(container::limit_args(&record.limits()));
+    if let Some(profile) = seccomp_profile {
+        run_args.extend([
+            "--security-opt".into(),
+            format!("seccomp={}", profile.display()),
+        ]);
+    }
     run_args.extend(record.create_args.iter().cloned());
-    let mounts: Vec<String> = record.mounts.iter().map(|m| form.arg(m)).collect();
+    // `.silo/` read-only over the workspace, as in the silo container.
+    let mut mounts = vec![format!(
+        "type=bind,source=${{localWorkspaceFolder}}/{SILO_DIR},target={},ro",
+        Record::silo_target(names)
+    )];
+    mounts.extend(record.mounts.iter().flat_map(|m| form.args(m)));
     let ports: Vec<u16> = s.config.ports.iter().map(|p| p.container).collect();
     let user = s.config.user.as_str();
     json!({
@@ -97,33 +120,50 @@ pub fn silo_part(s: &Session, record: &Record, mapping_args: &[String], form: &M
 }
 
 /// `silo devcontainer [--update]`.
-pub fn generate(s: &Session, user_json: &Path, update: bool) -> Result<()> {
+pub fn generate(s: &Session, update: bool) -> Result<()> {
+    // VS Code applies what this file says: the settings must be approved first.
+    s.require_trust()?;
     image::ensure(s, BuildOptions::default(), false)?;
-    let project = s.ws.devcontainer_json();
-    if files::write_new(&project, defaults::DEVCONTAINER_JSON)? == Outcome::Created {
-        eprintln!("Created {}", project.display());
+    if s.silo
+        .write_new(DEVCONTAINER_JSON, defaults::DEVCONTAINER_JSON)?
+        == Outcome::Created
+    {
+        eprintln!("Created {}", s.silo.join(DEVCONTAINER_JSON).display());
     }
-    let target = s.ws.root_devcontainer_json();
-    if target.exists() && !update {
+    let root = s.ws.root_dir()?;
+    let target = root.join(ROOT_DEVCONTAINER_JSON);
+    let existed = root.entry(ROOT_DEVCONTAINER_JSON)?.is_some();
+    if existed && !update {
         eprintln!(
             "{} already exists; `silo devcontainer --update` replaces it",
             target.display()
         );
         return Ok(());
     }
-    let sources = [read_source(user_json)?, read_source(&project)?];
+    let sources = [
+        read_source(
+            s.user_dir.read(DEVCONTAINER_USER_JSON_FILE)?,
+            &s.user_dir.devcontainer_json(),
+        )?,
+        read_source(s.silo.read(DEVCONTAINER_JSON)?, &s.ws.devcontainer_json())?,
+    ];
     let record = s.record()?;
-    let form = s.mount_form()?;
-    lifecycle::volume_setup(s, &record.mounts)?;
-    let silo = silo_part(s, &record, &s.mapping_args()?, &form);
+    let mountpoints = lifecycle::volume_setup(s, &record.mounts)?;
+    let form = s.mount_form(mountpoints)?;
+    let profile = if record.seccomp.any() {
+        Some(seccomp::write(&s.state_dir()?, record.seccomp)?)
+    } else {
+        None
+    };
+    let silo = silo_part(s, &record, &s.mapping_args()?, &form, profile.as_deref());
     let merged = sources
         .into_iter()
         .chain([silo])
         .reduce(merge)
         .expect("three sources");
     let text = serde_json::to_string_pretty(&merged).expect("plain data") + "\n";
-    let existed = target.exists();
-    files::write_atomic(&target, &text).with_context(|| format!("writing {}", target.display()))?;
+    root.write_atomic(ROOT_DEVCONTAINER_JSON, &text)
+        .with_context(|| format!("writing {}", target.display()))?;
     eprintln!(
         "{} {}",
         if existed { "Updated" } else { "Created" },
@@ -194,13 +234,11 @@ mod tests {
     #[test]
     fn sources() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            read_source(&dir.path().join("missing.json")).unwrap(),
-            json!({})
-        );
+        let read = |path: &Path| read_source(std::fs::read_to_string(path).ok(), path);
+        assert_eq!(read(&dir.path().join("missing.json")).unwrap(), json!({}));
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\n  \"a\": 1,\n}\n").unwrap();
-        let msg = read_source(&bad).unwrap_err().to_string();
+        let msg = read(&bad).unwrap_err().to_string();
         assert!(
             msg.starts_with(&format!(
                 "invalid JSON in {} at line 3, column 1",
@@ -211,7 +249,7 @@ mod tests {
         let list = dir.path().join("list.json");
         std::fs::write(&list, "[]").unwrap();
         assert!(
-            read_source(&list)
+            read(&list)
                 .unwrap_err()
                 .to_string()
                 .contains("must contain a JSON object")

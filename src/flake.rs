@@ -2,16 +2,16 @@
 //! workspace starts from, and the fingerprint of everything an image is built from.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::Config;
-use crate::files;
+use crate::config::{Config, HOME_USER_NIX_FILE, UserDir};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
+use crate::safe_fs::{Dir, Kind};
+use crate::workspace::HOME_NIX;
 
 include!(concat!(env!("OUT_DIR"), "/library.rs"));
 
@@ -33,6 +33,10 @@ pub const GITIGNORE: &str = "\
 /state.json
 /.lock
 ";
+
+/// The list of library files silo wrote into `.silo/lib/`, so that a later silo removes
+/// only files it wrote itself.
+const MANIFEST: &str = ".silo-manifest";
 
 /// The data the flake reads from `settings.json` (never spliced into Nix source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,9 +117,8 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    pub fn read(config: &Config, home_user_nix: &Path, silo_dir: &Path) -> Result<Inputs> {
-        let lock_file = files::read_optional(&silo_dir.join("flake.lock"))?;
-        let home_nix = silo_dir.join("home.nix");
+    pub fn read(config: &Config, user_dir: &UserDir, silo: &Dir) -> Result<Inputs> {
+        let lock_file = silo.read("flake.lock")?;
         let overrides = config
             .inputs
             .iter()
@@ -125,16 +128,16 @@ impl Inputs {
             system: host_system()?,
             id: config.id.to_string(),
             user: config.user.to_string(),
-            home_user_nix: files::read_optional(home_user_nix)?.with_context(|| {
+            home_user_nix: user_dir.read(HOME_USER_NIX_FILE)?.with_context(|| {
                 format!(
                     "{} does not exist; run `silo user init` to create it",
-                    home_user_nix.display()
+                    user_dir.home_nix().display()
                 )
             })?,
-            home_nix: files::read_optional(&home_nix)?.with_context(|| {
+            home_nix: silo.read(HOME_NIX)?.with_context(|| {
                 format!(
                     "{} does not exist; run `silo init` to create it",
-                    home_nix.display()
+                    silo.join(HOME_NIX).display()
                 )
             })?,
             lock_exists: lock_file.is_some(),
@@ -188,35 +191,74 @@ impl Inputs {
     }
 }
 
-/// Writes the rendered flake into `silo_dir`, touching only files whose content changed,
-/// and removes library files that this silo no longer ships.
-pub fn render(inputs: &Inputs, silo_dir: &Path) -> Result<()> {
+/// Writes the rendered flake into `.silo/`, touching only files whose content changed,
+/// and removes library files that an earlier silo wrote and this one no longer ships.
+/// Nothing is followed: a link where a generated file or directory belongs is replaced.
+pub fn render(inputs: &Inputs, silo: &Dir) -> Result<()> {
     let files = inputs.rendered_files();
     for (relative, content) in &files {
-        files::write_if_changed(&silo_dir.join(relative), content)?;
+        let (dir, name) = place(silo, relative)?;
+        dir.write_if_changed(name, content)?;
     }
     if !inputs.lock_exists {
-        files::write_new(&silo_dir.join("flake.lock"), &inputs.lock)?;
+        silo.write_new("flake.lock", &inputs.lock)?;
     }
-    let wanted: BTreeSet<PathBuf> = files.into_iter().map(|(p, _)| silo_dir.join(p)).collect();
-    remove_stale(&silo_dir.join("lib"), &wanted)
+    let lib = ensure_dir(silo, "lib")?;
+    let shipped: BTreeSet<String> = files
+        .iter()
+        .filter_map(|(p, _)| p.strip_prefix("lib").ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    let written = lib.read(MANIFEST).ok().flatten().unwrap_or_default();
+    for stale in written.lines().filter(|l| !shipped.contains(*l)) {
+        remove_written(&lib, Path::new(stale))?;
+    }
+    let manifest: String = shipped.iter().map(|p| format!("{p}\n")).collect();
+    lib.write_if_changed(MANIFEST, &manifest)?;
+    Ok(())
 }
 
-fn remove_stale(dir: &Path, wanted: &BTreeSet<PathBuf>) -> Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("reading {}", dir.display()))?
-            .path();
-        if path.is_dir() {
-            remove_stale(&path, wanted)?;
-        } else if !wanted.contains(&path) {
-            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+/// The directory (created as needed) and file name of a rendered file.
+fn place<'a>(silo: &Dir, relative: &'a Path) -> Result<(Dir, &'a str)> {
+    let name = relative
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("a rendered file has a UTF-8 name")?;
+    let mut dir = silo.try_clone()?;
+    if let Some(parent) = relative.parent() {
+        for part in parent.iter() {
+            let part = part.to_str().context("a rendered path is UTF-8")?;
+            dir = ensure_dir(&dir, part)?;
         }
+    }
+    Ok((dir, name))
+}
+
+/// A subdirectory silo owns (in `.silo/lib/`): anything else in its place, a planted
+/// link for example, is removed (the link itself, not what it points to).
+fn ensure_dir(parent: &Dir, name: &str) -> Result<Dir> {
+    if let Some(meta) = parent.entry(name)?
+        && meta.kind != Kind::Dir
+    {
+        parent.remove_file(name)?;
+    }
+    parent.create_subdir(name)
+}
+
+/// Removes a library file an earlier silo wrote, if it is still a plain file.
+fn remove_written(lib: &Dir, relative: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (relative.parent(), relative.file_name()) else {
+        return Ok(());
+    };
+    let Some(name) = name.to_str() else {
+        return Ok(());
+    };
+    // A manifest line that is not a plain relative path was not written by silo.
+    let Ok(Some(dir)) = lib.subpath(parent) else {
+        return Ok(());
+    };
+    if dir.entry(name)?.is_some_and(|m| m.kind == Kind::File) {
+        dir.remove_file(name)?;
     }
     Ok(())
 }
@@ -403,24 +445,70 @@ mod tests {
     }
 
     #[test]
-    fn render_writes_only_changes_and_removes_stale_library_files() {
+    fn render_writes_only_changes_and_removes_only_what_it_wrote() {
         let dir = tempfile::tempdir().unwrap();
+        let silo = Dir::open(dir.path()).unwrap();
         let mut inp = inputs();
         inp.lock_exists = false;
         std::fs::create_dir_all(dir.path().join("lib/nix")).unwrap();
         std::fs::write(dir.path().join("lib/nix/old.nix"), "{ }").unwrap();
-        render(&inp, dir.path()).unwrap();
+        std::fs::write(dir.path().join("lib/nix/mine.txt"), "not silo's").unwrap();
+        std::fs::write(
+            dir.path().join("lib/.silo-manifest"),
+            "nix/old.nix\n../../x\n",
+        )
+        .unwrap();
+        render(&inp, &silo).unwrap();
         assert!(!dir.path().join("lib/nix/old.nix").exists());
+        assert!(dir.path().join("lib/nix/mine.txt").exists());
         assert_eq!(
             std::fs::read_to_string(dir.path().join("flake.lock")).unwrap(),
             seed_lock()
         );
         // An existing lock is never replaced.
         std::fs::write(dir.path().join("flake.lock"), "{}").unwrap();
-        render(&inp, dir.path()).unwrap();
+        render(&inp, &silo).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("flake.lock")).unwrap(),
             "{}"
+        );
+    }
+
+    #[test]
+    fn render_never_follows_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("victim.nix"), "precious").unwrap();
+        std::fs::write(outside.path().join("flake.nix"), "precious").unwrap();
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        // Links in place of a library directory, a generated file, and a stale entry.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("lib/nix")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("flake.nix"),
+            dir.path().join("flake.nix"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("lib/.silo-manifest"), "nix/victim.nix\n").unwrap();
+        render(&inputs(), &Dir::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("victim.nix")).unwrap(),
+            "precious"
+        );
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("flake.nix")).unwrap(),
+            "precious"
+        );
+        assert!(
+            dir.path()
+                .join("lib/nix")
+                .symlink_metadata()
+                .unwrap()
+                .is_dir()
+        );
+        assert!(dir.path().join("lib/nix/default.nix").is_file());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("flake.nix")).unwrap(),
+            flake_nix()
         );
     }
 }

@@ -5,7 +5,6 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::config::values::FLAKE_INPUTS;
-use crate::files;
 use crate::flake;
 use crate::home_nix;
 use crate::init::PODMAN_OPTION;
@@ -51,7 +50,9 @@ fn check_nix(s: &Session) -> Result<(u32, u32)> {
 
 /// `silo build`: the image built when needed, under the workspace lock.
 pub fn build_command(s: &Session, options: BuildOptions) -> Result<()> {
-    let _lock = crate::lock::acquire(&s.ws.silo_dir())?;
+    let _lock = crate::lock::acquire(&s.silo)?;
+    // Nix evaluates and builds what home.nix says, on this machine.
+    s.require_trust()?;
     ensure(s, options, true)
 }
 
@@ -94,7 +95,7 @@ fn build(s: &Session, options: BuildOptions) -> Result<()> {
     }
     warn_podman_disagreement(s);
     let silo_dir = s.ws.silo_dir();
-    flake::render(&s.inputs, &silo_dir)?;
+    flake::render(&s.inputs, &s.silo)?;
     eprintln!(
         "Running nix build (a first build downloads or builds everything; later builds reuse it)..."
     );
@@ -174,16 +175,20 @@ pub fn update(s: &Session, requested: &[String]) -> Result<()> {
     }
     let version = check_nix(s)?;
     let silo_dir = s.ws.silo_dir();
-    let _lock = crate::lock::acquire(&silo_dir)?;
-    flake::render(&s.inputs, &silo_dir)?;
-    let lock_path = silo_dir.join("flake.lock");
-    let before = files::read(&lock_path)?;
+    let _lock = crate::lock::acquire(&s.silo)?;
+    flake::render(&s.inputs, &s.silo)?;
+    let read_lock = || -> Result<String> {
+        s.silo
+            .read("flake.lock")?
+            .with_context(|| format!("{} does not exist", silo_dir.join("flake.lock").display()))
+    };
+    let before = read_lock()?;
     // Naming every input lets old and new Nix update exactly these.
     s.runner
         .stream(&nix::update(version, &silo_dir, &targets))
         .map_err(explain_nix)
         .context("updating .silo/flake.lock failed; it is unchanged")?;
-    let after = files::read(&lock_path)?;
+    let after = read_lock()?;
     for line in lock_changes(&before, &after, &targets)? {
         eprintln!("{line}");
     }

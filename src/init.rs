@@ -1,15 +1,16 @@
 //! `silo user init` and `silo init`: create the starting files where missing, and switch
 //! nested Podman on an existing workspace without disturbing the rest of its files.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 
 use crate::config::values::{UserName, WorkspaceId};
-use crate::config::{UserDir, defaults, edit, file};
-use crate::files::{self, Outcome};
+use crate::config::{
+    DEVCONTAINER_USER_JSON_FILE, HOME_USER_NIX_FILE, USER_TOML_FILE, UserDir, defaults, edit, file,
+};
 use crate::home_nix;
-use crate::workspace::Workspace;
+use crate::safe_fs::{Dir, Outcome};
+use crate::trust::{self, Subject, Verdict};
+use crate::workspace::{HOME_NIX, SILO_DIR, SILO_TOML, Workspace};
 
 /// The option in home.nix that `silo init --[no-]podman` sets.
 pub const PODMAN_OPTION: [&str; 3] = ["silo", "podman", "enable"];
@@ -21,18 +22,18 @@ pub enum Report {
     Changes,
 }
 
-fn create(path: &Path, contents: &str, report: Report) -> Result<Outcome> {
-    let outcome = files::write_new(path, contents)?;
+fn create(dir: &Dir, name: &str, contents: &str, report: Report) -> Result<Outcome> {
+    let outcome = dir.write_new(name, contents)?;
     match outcome {
-        Outcome::Created => eprintln!("Created {}", path.display()),
-        Outcome::AlreadyExists => report_existing(path, report),
+        Outcome::Created => eprintln!("Created {}", dir.join(name).display()),
+        Outcome::AlreadyExists => report_existing(dir, name, report),
     }
     Ok(outcome)
 }
 
-fn report_existing(path: &Path, report: Report) {
+fn report_existing(dir: &Dir, name: &str, report: Report) {
     if report == Report::Everything {
-        eprintln!("{} already exists", path.display());
+        eprintln!("{} already exists", dir.join(name).display());
     }
 }
 
@@ -53,16 +54,23 @@ fn default_user() -> UserName {
     }
 }
 
-pub fn user_init(dir: &UserDir, report: Report) -> Result<()> {
-    create(&dir.home_nix(), defaults::HOME_USER_NIX, report)?;
+pub fn user_init(user_dir: &UserDir, report: Report) -> Result<()> {
+    let dir = user_dir.open()?;
+    create(&dir, HOME_USER_NIX_FILE, defaults::HOME_USER_NIX, report)?;
     // The default user name is only worked out (and explained) for a new file.
-    if dir.toml().exists() {
-        report_existing(&dir.toml(), report);
+    if dir.entry(USER_TOML_FILE)?.is_some() {
+        report_existing(&dir, USER_TOML_FILE, report);
     } else {
-        create(&dir.toml(), &defaults::user_toml(&default_user()), report)?;
+        create(
+            &dir,
+            USER_TOML_FILE,
+            &defaults::user_toml(&default_user()),
+            report,
+        )?;
     }
     create(
-        &dir.devcontainer_json(),
+        &dir,
+        DEVCONTAINER_USER_JSON_FILE,
         defaults::DEVCONTAINER_USER_JSON,
         report,
     )?;
@@ -70,7 +78,8 @@ pub fn user_init(dir: &UserDir, report: Report) -> Result<()> {
 }
 
 /// Creates the workspace files where missing; with `podman`, sets nested Podman on an
-/// existing workspace.
+/// existing workspace. A workspace whose silo.toml and home.nix this run created is
+/// recorded as trusted: the user made it.
 pub fn init(
     ws: &Workspace,
     user_dir: &UserDir,
@@ -78,48 +87,72 @@ pub fn init(
     report: Report,
 ) -> Result<()> {
     user_init(user_dir, report)?;
-    let toml = ws.toml();
-    let created = if toml.exists() {
+    let silo = ws.root_dir()?.create_subdir(SILO_DIR)?;
+    let created = if silo.entry(SILO_TOML)?.is_some() {
         false
     } else {
         let id = WorkspaceId::random().context("generating a workspace id")?;
         let contents = defaults::workspace_toml(&id, podman.unwrap_or(false));
-        create(&toml, &contents, report)? == Outcome::Created
+        create(&silo, SILO_TOML, &contents, report)? == Outcome::Created
     };
     if !created && podman.is_none() {
-        report_existing(&toml, report);
+        report_existing(&silo, SILO_TOML, report);
     }
     // Only a new home.nix needs the setting from silo.toml.
-    let home_created = if ws.home_nix().exists() {
-        report_existing(&ws.home_nix(), report);
+    let home_created = if silo.entry(HOME_NIX)?.is_some() {
+        report_existing(&silo, HOME_NIX, report);
         false
     } else {
         // The setting home.nix starts with: the flag, else what silo.toml says.
         let enable = match podman {
             Some(enable) => enable,
-            None => file::parse_workspace(&files::read(&toml)?, &toml)?.podman,
+            None => read_workspace_file(&silo)?.podman,
         };
-        create(&ws.home_nix(), &defaults::home_nix(enable), report)? == Outcome::Created
+        create(&silo, HOME_NIX, &defaults::home_nix(enable), report)? == Outcome::Created
     };
+    let store = trust::Store::new(&user_dir.dir);
+    if created && home_created {
+        store.created(&Subject::read(ws, &silo)?)?;
+    }
     // An existing file (either one) gets the flag by an edit in place.
     if let Some(enable) = podman.filter(|_| !(created && home_created)) {
-        set_podman(ws, enable, !home_created)?;
+        // An edit the user asked for keeps an approved workspace approved.
+        let trusted = matches!(
+            store.verdict(&Subject::read(ws, &silo)?)?,
+            Verdict::Trusted(_)
+        );
+        set_podman(&silo, enable, !home_created)?;
+        if trusted && let Verdict::Review(review) = store.verdict(&Subject::read(ws, &silo)?)? {
+            store.approve(&review)?;
+        }
     }
     Ok(())
 }
 
+fn read_workspace_file(silo: &Dir) -> Result<file::WorkspaceFile> {
+    let path = silo.join(SILO_TOML);
+    let text = silo
+        .read(SILO_TOML)?
+        .with_context(|| format!("{} does not exist", path.display()))?;
+    file::parse_workspace(&text, &path)
+}
+
 /// Switches nested Podman in both files, or in neither when one cannot be edited.
-fn set_podman(ws: &Workspace, enable: bool, edit_home_nix: bool) -> Result<()> {
-    let toml_path = ws.toml();
-    let toml_src = files::read(&toml_path)?;
+fn set_podman(silo: &Dir, enable: bool, edit_home_nix: bool) -> Result<()> {
+    let toml_path = silo.join(SILO_TOML);
+    let toml_src = silo
+        .read(SILO_TOML)?
+        .with_context(|| format!("{} does not exist", toml_path.display()))?;
     let toml_edit = edit::set_podman_feature(&toml_src, enable)
         .with_context(|| format!("cannot change {}", toml_path.display()))?;
     file::parse_workspace(&toml_edit.text, &toml_path)
         .with_context(|| format!("cannot change {}: fix it first", toml_path.display()))?;
 
-    let home_path = ws.home_nix();
+    let home_path = silo.join(HOME_NIX);
     let home_edit = if edit_home_nix {
-        let src = files::read(&home_path)?;
+        let src = silo
+            .read(HOME_NIX)?
+            .with_context(|| format!("{} does not exist", home_path.display()))?;
         let new = home_nix::set_bool(&src, &PODMAN_OPTION, enable).with_context(|| {
             format!(
                 "cannot change silo.podman.enable in {}",
@@ -133,7 +166,7 @@ fn set_podman(ws: &Workspace, enable: bool, edit_home_nix: bool) -> Result<()> {
 
     let mut changed = false;
     if let Some(text) = &home_edit {
-        files::write_atomic(&home_path, text)?;
+        silo.write_atomic(HOME_NIX, text)?;
         eprintln!(
             "Set silo.podman.enable = {enable} in {}",
             home_path.display()
@@ -141,7 +174,7 @@ fn set_podman(ws: &Workspace, enable: bool, edit_home_nix: bool) -> Result<()> {
         changed = true;
     }
     if toml_edit.feature_changed || toml_edit.create_args_replaced {
-        files::write_atomic(&toml_path, &toml_edit.text)?;
+        silo.write_atomic(SILO_TOML, &toml_edit.text)?;
         changed = true;
     }
     if toml_edit.feature_changed {

@@ -1,19 +1,25 @@
 //! The chain `user init -> init -> build -> volume setup -> start -> connect`, each step
 //! idempotent, and stopping and removing what it made.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::container::{self, PersistMount, Record};
+use crate::container::{self, Record};
 use crate::image::{self, BuildOptions};
 use crate::lock;
+use crate::migrate;
 use crate::podman::{self, Attach};
 use crate::runner::{CommandFailed, Invocation, Tool};
+use crate::safe_fs::Dir;
+use crate::seccomp;
 use crate::session::Session;
 use crate::state::{self, ContainerState, RunState};
-use crate::volume;
+use crate::volume::{self, PersistMount};
+use crate::{host, mapping::UserMapping};
 
 /// The in-image program that `connect` and `exec` run: it waits for home-manager's
 /// activation, then runs the command, or the login shell without one.
@@ -35,29 +41,140 @@ fn check_not_a_copy(s: &Session, state: &ContainerState, record: &Record) -> Res
 fn warn_outdated(name: &str, state: &ContainerState) {
     if !state.outdated.is_empty() {
         eprintln!(
-            "note: {name} is out of date: {}.\n      Recreate it with `silo stop && silo` (the workspace and the volume keep their data).",
+            "note: {name} is out of date: {}.\n      Recreate it with `silo stop && silo` (the workspace and the volumes keep their data).",
             state.outdated.join("; ")
         );
     }
 }
 
-/// `silo volume setup`: creates the persisted paths on the volume.
-pub fn volume_setup(s: &Session, mounts: &[PersistMount]) -> Result<()> {
+/// Says, every time, when the configured limits cannot be applied on this host.
+pub fn limits_warning(record: &Record) -> Option<String> {
+    let limits = record.limits();
+    let configured = limits.cpus > 0.0 || limits.memory_mb > 0 || limits.processes > 0;
+    let rootless = record.mapping == UserMapping::Rootless;
+    host::limits_unavailable(rootless)
+        .filter(|_| configured)
+        .map(|why| format!("the [limits] of this workspace are not applied: {why}"))
+}
+
+/// `silo volume setup` and the chain: every persisted path's volume exists (moving old
+/// data into a volume created now), every persisted file exists in its volume. Returns
+/// the volumes' directories on the host, by name, for Podman 4's file mounts.
+pub fn volume_setup(s: &Session, mounts: &[PersistMount]) -> Result<BTreeMap<String, String>> {
+    let legacy = s.volume_prefix.clone();
+    let mut names: Vec<&str> = mounts.iter().map(|m| m.volume.as_str()).collect();
+    names.push(&legacy);
+    let found = volume::inspect(&s.runner, &names)?;
+    let missing: Vec<&PersistMount> = mounts
+        .iter()
+        .filter(|m| !found.contains_key(&m.volume))
+        .collect();
+    for mount in &missing {
+        volume::create(&s.runner, mount, &s.ws.root.display().to_string())?;
+    }
+    if let Some(old) = found.get(&legacy) {
+        migrate_legacy(s, &old.mountpoint, &missing)?;
+    }
+    let found = if missing.is_empty() {
+        found
+    } else {
+        let names: Vec<&str> = mounts.iter().map(|m| m.volume.as_str()).collect();
+        volume::inspect(&s.runner, &names)?
+    };
+    let mut mountpoints = BTreeMap::new();
+    for mount in mounts.iter().filter(|m| !m.directory) {
+        let info = found
+            .get(&mount.volume)
+            .with_context(|| format!("podman does not show the volume {}", mount.volume))?;
+        volume::ensure_file(&info.mountpoint, mount.file_name(), s.mapping.host_owner())?;
+        mountpoints.insert(mount.volume.clone(), info.mountpoint.clone());
+    }
+    Ok(mountpoints)
+}
+
+/// Moves the data the seed's single volume holds for the paths whose volumes were just
+/// created; on failure the new volumes are removed again, so that the next run retries.
+fn migrate_legacy(s: &Session, legacy_dir: &str, created: &[&PersistMount]) -> Result<()> {
+    // Looked at on the host without following anything; the copying happens in a
+    // container.
+    let Some(legacy) = Dir::open_optional(Path::new(legacy_dir))? else {
+        return Ok(());
+    };
+    let to_move: Vec<&PersistMount> = created
+        .iter()
+        .copied()
+        .filter(|m| {
+            let sub = migrate::legacy_subpath(m);
+            let path = Path::new(&sub);
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                return false;
+            };
+            matches!(legacy.subpath(parent), Ok(Some(dir)) if dir.entry(&name.to_string_lossy()).ok().flatten().is_some())
+        })
+        .collect();
+    if to_move.is_empty() {
+        return Ok(());
+    }
     if s.inspect_image()?.is_none() {
         bail!(
-            "the image {} does not exist; run `silo build` first",
+            "the volume `{}` holds data of this workspace to move into its new volumes, which needs the image {}; run `silo build` first",
+            s.volume_prefix,
             s.names.image
         );
     }
-    volume::setup(&s.runner, &s.names.image, &s.mapping_args()?, mounts)
+    eprintln!(
+        "Moving this workspace's persisted data from the volume `{}` into one volume per path...",
+        s.volume_prefix
+    );
+    let invocation = migrate::invocation(
+        &s.names.image,
+        &s.mapping_args()?,
+        &s.volume_prefix,
+        &to_move,
+    );
+    match s.runner.run(&invocation) {
+        Ok(out) => {
+            for line in out.stdout.lines().filter(|l| !l.is_empty()) {
+                eprintln!("  {line}");
+            }
+            Ok(())
+        }
+        Err(err) => {
+            for mount in &to_move {
+                let _ = s.runner.run(&podman::remove_volume(&mount.volume));
+            }
+            Err(err).context(format!(
+                "moving data out of the volume `{}` failed; it is still there, and the next `silo start` tries again",
+                s.volume_prefix
+            ))
+        }
+    }
 }
 
-/// `silo start` and the chain: builds, sets up the volume, creates and starts the
-/// container as needed. A running container is never replaced; an outdated one is
-/// reported with what to run.
+/// What a container mounts from the host must still be what silo checked: podman
+/// resolves the paths again at each start, and a link put in place of the workspace or
+/// its `.silo/` would send the mount elsewhere.
+fn check_mount_sources(s: &Session, record: &Record) -> Result<()> {
+    let workspace = Path::new(&record.workspace);
+    let real = workspace
+        .canonicalize()
+        .with_context(|| format!("reading {}", workspace.display()))?;
+    if real != workspace {
+        bail!(
+            "{} now leads to {} through a symbolic link; silo does not mount it (recreate the container from the real directory: `silo stop`, then `silo` there)",
+            workspace.display(),
+            real.display()
+        );
+    }
+    s.ws.existing_silo()?;
+    Ok(())
+}
+
+/// `silo start` and the chain: builds, sets up the volumes, creates and starts the
+/// container as needed, once the workspace's settings are approved. A running container
+/// is never replaced; an outdated one is reported with what to run.
 pub fn ensure_running(s: &Session) -> Result<()> {
-    let silo_dir = s.ws.silo_dir();
-    let _lock = lock::acquire(&silo_dir)?;
+    let _lock = lock::acquire(&s.silo)?;
     let name = &s.names.container;
     let (state, record) = s.container_state()?;
     check_not_a_copy(s, &state, &record)?;
@@ -75,30 +192,49 @@ pub fn ensure_running(s: &Session) -> Result<()> {
                     s.ws.root.display()
                 );
             }
+            s.require_trust()?;
             warn_outdated(name, &state);
-            // The paths the container was created with must exist on the volume.
-            let mounts = state.record.as_ref().map_or(&record.mounts, |r| &r.mounts);
-            volume_setup(s, mounts)?;
+            let created_from = state.record.as_ref().unwrap_or(&record);
+            // The volumes the container was created with must exist.
+            volume_setup(s, &created_from.mounts)?;
+            check_mount_sources(s, created_from)?;
             eprintln!("Starting {name}...");
             start(s)?;
         }
         RunState::Missing => {
+            s.require_trust()?;
             image::ensure(s, BuildOptions::default(), false)?;
-            volume_setup(s, &record.mounts)?;
-            create(s, &record)?;
+            let mountpoints = volume_setup(s, &record.mounts)?;
+            check_mount_sources(s, &record)?;
+            create(s, &record, mountpoints)?;
             eprintln!("Starting {name}...");
             start(s)?;
         }
     }
+    if let Some(warning) = limits_warning(state.record.as_ref().unwrap_or(&record)) {
+        eprintln!("warning: {warning}");
+    }
     if state.outdated.is_empty() || state.run == RunState::Missing {
-        state::save_hint(&silo_dir, &record);
+        state::save_hint(&s.silo, &record);
     }
     Ok(())
 }
 
-fn create(s: &Session, record: &Record) -> Result<()> {
-    let form = s.mount_form()?;
-    let args = container::create_args(&s.config.id, &s.names, record, &s.mapping_args()?, &form);
+fn create(s: &Session, record: &Record, mountpoints: BTreeMap<String, String>) -> Result<()> {
+    let form = s.mount_form(mountpoints)?;
+    let profile = if record.seccomp.any() {
+        Some(seccomp::write(&s.state_dir()?, record.seccomp)?)
+    } else {
+        None
+    };
+    let args = container::create_args(
+        &s.config.id,
+        &s.names,
+        record,
+        &s.mapping_args()?,
+        &form,
+        profile.as_deref(),
+    );
     eprintln!("Creating {}...", s.names.container);
     let out = s
         .runner
@@ -160,7 +296,7 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
 
     // Fast path: nothing changed since silo last saw the container running.
     let record = s.record()?;
-    if state::hint_matches(&s.ws.silo_dir(), &record) {
+    if state::hint_matches(&s.silo, &record) {
         let code = s.runner.interactive(&invocation)?;
         if !podman::exec_could_not_start(code) {
             return Ok(code);
@@ -170,7 +306,7 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
         if state.run == RunState::Running {
             return Ok(code);
         }
-        state::clear_hint(&s.ws.silo_dir());
+        state::clear_hint(&s.silo);
         if start {
             eprintln!("{name} was stopped or removed outside silo; starting it again.");
         }
@@ -187,7 +323,7 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
             RunState::Running => warn_outdated(name, &state),
         }
         if state.outdated.is_empty() {
-            state::save_hint(&s.ws.silo_dir(), &record);
+            state::save_hint(&s.silo, &record);
         }
     }
     s.runner.interactive(&invocation)
@@ -195,9 +331,8 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
 
 /// `silo stop`: stops and removes the container; the workspace and the volume keep their data.
 pub fn stop(s: &Session) -> Result<()> {
-    let silo_dir = s.ws.silo_dir();
-    let _lock = lock::acquire(&silo_dir)?;
-    state::clear_hint(&silo_dir);
+    let _lock = lock::acquire(&s.silo)?;
+    state::clear_hint(&s.silo);
     stop_and_remove(s, &s.names.container)?;
     image::prune(s);
     Ok(())
@@ -230,15 +365,14 @@ fn remove_container(s: &Session, name: &str) -> Result<()> {
 
 /// `silo rm`: removes the image, and the stopped container first.
 pub fn remove(s: &Session) -> Result<()> {
-    let silo_dir = s.ws.silo_dir();
-    let _lock = lock::acquire(&silo_dir)?;
+    let _lock = lock::acquire(&s.silo)?;
     let name = &s.names.container;
     match s.inspect_container(name)? {
         Some(info) if info.running => bail!("{name} is running; stop it first with `silo stop`"),
         Some(_) => remove_container(s, name)?,
         None => {}
     }
-    state::clear_hint(&silo_dir);
+    state::clear_hint(&s.silo);
     let image = &s.names.image;
     if s.inspect_image()?.is_some() {
         eprintln!("Removing {image}...");

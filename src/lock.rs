@@ -1,10 +1,13 @@
 //! One silo command at a time changes a workspace: a second one waits, then finds the
 //! work done (image built, container running) instead of racing podman for the name.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::fs::{File, TryLockError};
 
 use anyhow::{Context, Result};
+
+use crate::safe_fs::Dir;
+
+const LOCK_FILE: &str = ".lock";
 
 /// Held while building, creating, starting, stopping or removing; released on drop.
 #[derive(Debug)]
@@ -12,14 +15,12 @@ pub struct WorkspaceLock {
     _file: File,
 }
 
-pub fn acquire(silo_dir: &Path) -> Result<WorkspaceLock> {
-    let path = silo_dir.join(".lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening the workspace lock {}", path.display()))?;
+/// Locks `.silo/.lock` (never through a link), waiting for another silo if needed.
+pub fn acquire(silo: &Dir) -> Result<WorkspaceLock> {
+    let file = silo
+        .lock_file(LOCK_FILE)
+        .context("opening the workspace lock")?;
+    let path = silo.join(LOCK_FILE);
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -41,11 +42,11 @@ mod tests {
     #[test]
     fn second_lock_waits_for_the_first() {
         let dir = tempfile::tempdir().unwrap();
-        let first = acquire(dir.path()).unwrap();
+        let first = acquire(&Dir::open(dir.path()).unwrap()).unwrap();
         let path = dir.path().to_owned();
         let (tx, rx) = std::sync::mpsc::channel();
         let waiter = std::thread::spawn(move || {
-            let _second = acquire(&path).unwrap();
+            let _second = acquire(&Dir::open(&path).unwrap()).unwrap();
             tx.send(()).unwrap();
         });
         assert!(

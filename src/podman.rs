@@ -9,11 +9,6 @@ use serde::Deserialize;
 
 use crate::runner::{Invocation, Tool};
 
-/// The named volume every workspace persists to.
-pub const VOLUME: &str = "silo";
-/// Where the volume appears in the workspace container.
-pub const VOLUME_TARGET: &str = "/silo/persistence";
-
 /// Labels silo puts on images (by the Nix image function) and containers (at create).
 pub const LABEL_ID: &str = "io.silo.id";
 pub const LABEL_FINGERPRINT: &str = "io.silo.fingerprint";
@@ -163,22 +158,8 @@ pub fn remove_container(name: &str) -> Invocation {
     podman(["rm", name])
 }
 
-pub fn inspect_volume(name: &str) -> Invocation {
-    podman(["volume", "inspect", name])
-}
-
-pub fn create_volume(name: &str) -> Invocation {
-    podman(["volume", "create", name])
-}
-
-/// The host directory behind a named volume, from `podman volume inspect`.
-pub fn parse_volume_mountpoint(stdout: &str) -> Result<Option<String>> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct RawVolume {
-        mountpoint: String,
-    }
-    Ok(parse_first::<RawVolume>(stdout, "volume")?.map(|v| v.mountpoint))
+pub fn remove_volume(name: &str) -> Invocation {
+    podman(["volume", "rm", name])
 }
 
 /// How `podman exec` attaches the terminal.
@@ -283,16 +264,6 @@ mod tests {
             Some("localhost/a:latest")
         );
         assert_eq!(parse_loaded("nothing"), None);
-    }
-
-    #[test]
-    fn volume_mountpoint() {
-        let out = r#"[{"Name": "silo", "Driver": "local", "Mountpoint": "/var/lib/containers/storage/volumes/silo/_data"}]"#;
-        assert_eq!(
-            parse_volume_mountpoint(out).unwrap().as_deref(),
-            Some("/var/lib/containers/storage/volumes/silo/_data")
-        );
-        assert_eq!(parse_volume_mountpoint("[]").unwrap(), None);
     }
 
     #[test]

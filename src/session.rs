@@ -1,22 +1,27 @@
-//! One workspace opened for work: its configuration loaded and validated, its names,
-//! and the questions every step asks podman about it.
+//! One workspace opened for work: its files read (never through a link), its
+//! configuration validated, its names, and the questions every step asks about it.
 
 use std::cell::OnceCell;
-use std::os::unix::fs::MetadataExt;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::{self, Config, UserDir};
-use crate::container::{MountForm, Record, UserMapping};
+use crate::config::file::WorkspaceFile;
+use crate::config::{self, Config, USER_TOML_FILE, UserDir};
+use crate::container::Record;
 use crate::fingerprint::Fingerprint;
 use crate::flake::Inputs;
 use crate::init::{self, Report};
+use crate::mapping::UserMapping;
 use crate::podman::{self, ContainerInfo, ImageInfo};
 use crate::runner::Runner;
+use crate::safe_fs::Dir;
 use crate::state::ContainerState;
-use crate::volume;
-use crate::workspace::{Names, Workspace};
+use crate::trust::{self, Subject, Verdict};
+use crate::volume::{self, MountForm};
+use crate::workspace::{Names, SILO_TOML, Workspace};
 
 /// What every command starts from: how to run programs, and where things are.
 pub struct Ctx {
@@ -29,12 +34,19 @@ pub struct Ctx {
 pub struct Session {
     pub runner: Runner,
     pub ws: Workspace,
+    /// `.silo/`, opened without following links; every file in it is read through this.
+    pub silo: Dir,
+    pub user_dir: UserDir,
     pub config: Config,
+    /// `.silo/silo.toml` alone: the settings that need the user's approval.
+    pub workspace_file: WorkspaceFile,
     pub names: Names,
     pub inputs: Inputs,
     /// The fingerprint of `inputs`, what an up-to-date image is labelled with.
     pub fingerprint: Fingerprint,
     pub mapping: UserMapping,
+    /// The prefix of the volume names (`silo`).
+    pub volume_prefix: String,
     podman_version: OnceCell<(u32, u32)>,
 }
 
@@ -47,35 +59,46 @@ pub enum Open {
 
 impl Session {
     pub fn open(ctx: &Ctx, open: Open) -> Result<Session> {
-        let ws = Workspace::locate(&ctx.cwd);
-        match open {
-            Open::CreateMissing => init::init(&ws, &ctx.user_dir, None, Report::Changes)?,
-            Open::ExistingOnly => {
-                if !ws.toml().is_file() {
-                    bail!(
-                        "no silo workspace here: neither {} nor a directory above it has .silo/silo.toml; run `silo init` (or `silo`) to create one",
-                        ctx.cwd.display()
-                    );
-                }
-                if !ctx.user_dir.toml().is_file() {
-                    bail!(
-                        "{} does not exist; run `silo user init`",
-                        ctx.user_dir.toml().display()
-                    );
-                }
-            }
+        let ws = Workspace::locate(&ctx.cwd)?;
+        if open == Open::CreateMissing {
+            init::init(&ws, &ctx.user_dir, None, Report::Changes)?;
         }
-        let config = config::load(&ctx.user_dir.toml(), &ws.toml())?;
+        let silo = match ws.silo()? {
+            Some(silo) if silo.entry(SILO_TOML)?.is_some() => silo,
+            _ => bail!(
+                "no silo workspace here: neither {} nor a directory above it has .silo/silo.toml; run `silo init` (or `silo`) to create one",
+                ctx.cwd.display()
+            ),
+        };
+        let user_toml = ctx.user_dir.read(USER_TOML_FILE)?.with_context(|| {
+            format!(
+                "{} does not exist; run `silo user init`",
+                ctx.user_dir.toml().display()
+            )
+        })?;
+        let workspace_toml = silo
+            .read(SILO_TOML)?
+            .with_context(|| format!("{} does not exist", ws.toml().display()))?;
+        let (config, workspace_file) = config::parse(
+            (&user_toml, &ctx.user_dir.toml()),
+            (&workspace_toml, &ws.toml()),
+        )?;
         let names = Names::new(&config.id, &ws.dir_name()?);
-        let inputs = Inputs::read(&config, &ctx.user_dir.home_nix(), &ws.silo_dir())?;
+        let inputs = Inputs::read(&config, &ctx.user_dir, &silo)?;
+        // As root, the container user becomes the owner of the project directory.
+        let root_meta = ws.root_dir()?.meta()?;
         Ok(Session {
             runner: ctx.runner,
-            ws,
+            silo,
+            user_dir: ctx.user_dir.clone(),
             config,
+            workspace_file,
             names,
             fingerprint: inputs.fingerprint(),
             inputs,
-            mapping: UserMapping::detect(),
+            mapping: UserMapping::detect(root_meta.uid, root_meta.gid),
+            volume_prefix: volume::prefix(),
+            ws,
             podman_version: OnceCell::new(),
         })
     }
@@ -87,7 +110,48 @@ impl Session {
             &self.fingerprint.0,
             self.ws.mount_source()?,
             self.mapping,
+            volume::persist_mounts(&self.config, &self.volume_prefix),
         ))
+    }
+
+    /// What the workspace's `.silo/` says now, for the trust records.
+    pub fn trust_subject(&self) -> Result<Subject> {
+        Subject::new(
+            &self.ws,
+            &self.silo,
+            &self.workspace_file,
+            &self.inputs.home_nix,
+        )
+    }
+
+    /// Whether the workspace's settings are approved, as `silo trust` would judge them.
+    pub fn trust_verdict(&self) -> Result<(trust::Store, Verdict)> {
+        let store = trust::Store::new(&self.user_dir.dir);
+        let verdict = store.verdict(&self.trust_subject()?)?;
+        Ok((store, verdict))
+    }
+
+    /// Before anything applies the workspace's settings (build, volumes, create, start):
+    /// they must be as this user created or approved them. On a terminal silo asks;
+    /// otherwise it refuses and names `silo trust`.
+    pub fn require_trust(&self) -> Result<()> {
+        let (store, verdict) = self.trust_verdict()?;
+        let Verdict::Review(review) = verdict else {
+            return Ok(());
+        };
+        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if interactive {
+            if trust::ask(&review)? {
+                store.approve(&review)?;
+                return Ok(());
+            }
+            bail!("not approved; nothing was changed");
+        }
+        bail!(
+            "{}Nothing was applied. Review and approve these settings with `silo trust` in {}.",
+            review.render(),
+            self.ws.root.display()
+        )
     }
 
     pub fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
@@ -119,22 +183,18 @@ impl Session {
     }
 
     pub fn mapping_args(&self) -> Result<Vec<String>> {
-        let host_uid = std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(0);
         self.mapping
-            .args(self.podman_version()?, host_uid)
+            .args(self.podman_version()?, crate::host::euid())
             .map_err(anyhow::Error::msg)
     }
 
-    /// How this Podman mounts the volume's parts: subpath (5.x) or bind (4.x).
-    pub fn mount_form(&self) -> Result<MountForm> {
+    /// How this Podman mounts persisted files: subpath (5.x) or a bind from the volumes'
+    /// directories on the host (4.x).
+    pub fn mount_form(&self, mountpoints: BTreeMap<String, String>) -> Result<MountForm> {
         Ok(if podman::supports_subpath(self.podman_version()?) {
             MountForm::Subpath
         } else {
-            MountForm::BindFromVolume {
-                mountpoint: volume::ensure_mountpoint(&self.runner)?,
-            }
+            MountForm::Bind { mountpoints }
         })
     }
 
@@ -142,5 +202,21 @@ impl Session {
         let record = self.record()?;
         let info = self.inspect_container(&self.names.container)?;
         Ok((ContainerState::of(info.as_ref(), &record), record))
+    }
+
+    /// Where silo keeps what it generates for this user (the system call filter).
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        let xdg = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let base = match xdg {
+            Some(dir) => dir,
+            None => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .context("neither XDG_STATE_HOME nor HOME is set to an absolute path")?
+                .join(".local/state"),
+        };
+        Ok(base.join("silo"))
     }
 }

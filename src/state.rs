@@ -1,14 +1,14 @@
 //! The workspace's state as podman reports it, the decisions taken on it, and the hint
 //! that lets `silo` and `silo connect` skip asking podman when nothing has changed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::container::Record;
-use crate::files;
 use crate::fingerprint::Fingerprint;
 use crate::podman::{ContainerInfo, ImageInfo, LABEL_CONFIG, LABEL_FINGERPRINT};
+use crate::safe_fs::Dir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -91,10 +91,7 @@ impl ContainerState {
         if *created_in == current.workspace {
             return None;
         }
-        let other =
-            crate::config::load_workspace_file(&Path::new(created_in).join(".silo/silo.toml"))
-                .ok()?;
-        let same_id = other.id.as_str() == id;
+        let same_id = crate::config::workspace_id_at(Path::new(created_in))? == id;
         same_id.then_some(created_in.as_str())
     }
 }
@@ -109,9 +106,7 @@ pub struct Hint {
     pub boot: String,
 }
 
-pub fn hint_path(silo_dir: &Path) -> PathBuf {
-    silo_dir.join("state.json")
-}
+const HINT: &str = "state.json";
 
 /// Identifies this boot: containers do not survive a reboot running.
 pub fn boot_id() -> String {
@@ -120,8 +115,8 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-pub fn hint_matches(silo_dir: &Path, record: &Record) -> bool {
-    let Ok(Some(text)) = files::read_optional(&hint_path(silo_dir)) else {
+pub fn hint_matches(silo: &Dir, record: &Record) -> bool {
+    let Ok(Some(text)) = silo.read(HINT) else {
         return false;
     };
     let Ok(hint) = serde_json::from_str::<Hint>(&text) else {
@@ -131,27 +126,29 @@ pub fn hint_matches(silo_dir: &Path, record: &Record) -> bool {
 }
 
 /// Best effort: a hint that cannot be written only costs the fast path.
-pub fn save_hint(silo_dir: &Path, record: &Record) {
+pub fn save_hint(silo: &Dir, record: &Record) {
     let hint = Hint {
         record: record.to_label(),
         boot: boot_id(),
     };
     let text = serde_json::to_string(&hint).expect("plain data");
-    let _ = files::write_if_changed(&hint_path(silo_dir), &text);
+    let _ = silo.write_if_changed(HINT, &text);
 }
 
-pub fn clear_hint(silo_dir: &Path) {
-    let _ = std::fs::remove_file(hint_path(silo_dir));
+pub fn clear_hint(silo: &Dir) {
+    let _ = silo.remove_file(HINT);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::UserMapping;
+    use crate::mapping::UserMapping;
+    use crate::seccomp::Rules;
     use std::collections::BTreeMap;
 
     fn record() -> Record {
         Record {
+            boundary: crate::container::BOUNDARY,
             image: "f1".into(),
             workspace: "/nonexistent/proj".into(),
             user: "alice".into(),
@@ -161,6 +158,7 @@ mod tests {
             cpus: 0.0,
             memory_mb: 0,
             processes: 1024,
+            seccomp: Rules::for_container(false, false),
             create_args: Vec::new(),
         }
     }
@@ -244,15 +242,16 @@ mod tests {
 
     #[test]
     fn hint_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
         let rec = record();
-        assert!(!hint_matches(dir.path(), &rec));
-        save_hint(dir.path(), &rec);
-        assert!(hint_matches(dir.path(), &rec));
+        assert!(!hint_matches(&dir, &rec));
+        save_hint(&dir, &rec);
+        assert!(hint_matches(&dir, &rec));
         let mut other = rec.clone();
         other.processes = 5;
-        assert!(!hint_matches(dir.path(), &other));
-        clear_hint(dir.path());
-        assert!(!hint_matches(dir.path(), &rec));
+        assert!(!hint_matches(&dir, &other));
+        clear_hint(&dir);
+        assert!(!hint_matches(&dir, &rec));
     }
 }

@@ -2,9 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::config::values::WorkspaceId;
+use crate::safe_fs::Dir;
+
+/// The workspace's own directory and its files.
+pub const SILO_DIR: &str = ".silo";
+pub const SILO_TOML: &str = "silo.toml";
+pub const HOME_NIX: &str = "home.nix";
+pub const DEVCONTAINER_JSON: &str = "devcontainer.json";
 
 /// A project directory with (or about to get) a `.silo/` directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,21 +24,53 @@ pub struct Workspace {
 
 impl Workspace {
     /// The workspace containing `cwd`: the nearest directory upwards that has
-    /// `.silo/silo.toml`, or `cwd` itself when there is none (a new workspace).
-    pub fn locate(cwd: &Path) -> Workspace {
+    /// `.silo/silo.toml`, or `cwd` itself when there is none (a new workspace). A
+    /// `.silo` that is a symbolic link is refused rather than skipped: it may have been
+    /// planted to make silo use someone else's files.
+    pub fn locate(cwd: &Path) -> Result<Workspace> {
         for dir in cwd.ancestors() {
-            if dir.join(".silo/silo.toml").is_file() {
+            let silo = dir.join(SILO_DIR);
+            let Ok(meta) = silo.symlink_metadata() else {
+                continue;
+            };
+            if meta.is_symlink() {
+                bail!(
+                    "{} is a symbolic link; silo does not use a workspace through a link (remove it, or run silo in the directory it points to)",
+                    silo.display()
+                );
+            }
+            if meta.is_dir() && silo.join(SILO_TOML).symlink_metadata().is_ok() {
                 let subdir = cwd.strip_prefix(dir).unwrap_or(Path::new("")).to_path_buf();
-                return Workspace {
+                return Ok(Workspace {
                     root: dir.to_path_buf(),
                     subdir,
-                };
+                });
             }
         }
-        Workspace {
+        Ok(Workspace {
             root: cwd.to_path_buf(),
             subdir: PathBuf::new(),
-        }
+        })
+    }
+
+    /// The project directory itself (the path the user is in is trusted).
+    pub fn root_dir(&self) -> Result<Dir> {
+        Dir::open(&self.root)
+    }
+
+    /// `.silo/`, opened without following a link; `None` when it does not exist yet.
+    pub fn silo(&self) -> Result<Option<Dir>> {
+        self.root_dir()?.subdir(SILO_DIR)
+    }
+
+    /// `.silo/`, which must exist.
+    pub fn existing_silo(&self) -> Result<Dir> {
+        self.silo()?.with_context(|| {
+            format!(
+                "{} does not exist; run `silo init` (or `silo`) to create the workspace",
+                self.silo_dir().display()
+            )
+        })
     }
 
     pub fn silo_dir(&self) -> PathBuf {
@@ -42,17 +81,8 @@ impl Workspace {
         self.root.join(".silo/silo.toml")
     }
 
-    pub fn home_nix(&self) -> PathBuf {
-        self.root.join(".silo/home.nix")
-    }
-
     pub fn devcontainer_json(&self) -> PathBuf {
         self.root.join(".silo/devcontainer.json")
-    }
-
-    /// The generated `.devcontainer.json` VS Code reads, at the project root.
-    pub fn root_devcontainer_json(&self) -> PathBuf {
-        self.root.join(".devcontainer.json")
     }
 
     /// The project directory's name, checked so it can be part of a mount target.
@@ -120,13 +150,28 @@ mod tests {
         std::fs::write(root.join(".silo/silo.toml"), "").unwrap();
         std::fs::create_dir_all(root.join("src/bin")).unwrap();
 
-        let ws = Workspace::locate(&root.join("src/bin"));
+        let ws = Workspace::locate(&root.join("src/bin")).unwrap();
         assert_eq!(ws.root, root);
         assert_eq!(ws.subdir, Path::new("src/bin"));
 
-        let fresh = Workspace::locate(dir.path());
+        let fresh = Workspace::locate(dir.path()).unwrap();
         assert_eq!(fresh.root, dir.path());
         assert_eq!(fresh.subdir, Path::new(""));
+    }
+
+    #[test]
+    fn locate_refuses_a_linked_silo_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(other.join(".silo")).unwrap();
+        std::fs::write(other.join(".silo/silo.toml"), "").unwrap();
+        let proj = dir.path().join("proj");
+        std::fs::create_dir_all(proj.join("sub")).unwrap();
+        std::os::unix::fs::symlink(other.join(".silo"), proj.join(".silo")).unwrap();
+        let err = Workspace::locate(&proj.join("sub"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::files;
+use crate::host;
+use crate::safe_fs::Dir;
 use file::{UserFile, WorkspaceFile};
 use values::{FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId};
 
@@ -43,17 +44,36 @@ impl UserDir {
     }
 
     pub fn toml(&self) -> PathBuf {
-        self.dir.join("silo.user.toml")
+        self.dir.join(USER_TOML_FILE)
     }
 
     pub fn home_nix(&self) -> PathBuf {
-        self.dir.join("home.user.nix")
+        self.dir.join(HOME_USER_NIX_FILE)
     }
 
     pub fn devcontainer_json(&self) -> PathBuf {
-        self.dir.join("devcontainer.user.json")
+        self.dir.join(DEVCONTAINER_USER_JSON_FILE)
+    }
+
+    /// The directory, created when missing.
+    pub fn open(&self) -> Result<Dir> {
+        Dir::create(&self.dir)
+    }
+
+    /// Reads one of the user's files; `None` when it is missing. The files may be links
+    /// to files of the user's (dotfile managers do that), see `Dir::read_owned`.
+    pub fn read(&self, name: &str) -> Result<Option<String>> {
+        match Dir::open_optional(&self.dir)? {
+            Some(dir) => dir.read_owned(name, host::euid()),
+            None => Ok(None),
+        }
     }
 }
+
+/// The user's files in `UserDir`.
+pub const USER_TOML_FILE: &str = "silo.user.toml";
+pub const HOME_USER_NIX_FILE: &str = "home.user.nix";
+pub const DEVCONTAINER_USER_JSON_FILE: &str = "devcontainer.user.json";
 
 /// The merged configuration every command after `init` works from.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,21 +95,22 @@ pub struct Config {
     pub inputs: BTreeMap<String, FlakeRef>,
 }
 
-pub fn load_user_file(path: &Path) -> Result<UserFile> {
-    let source = files::read(path)?;
-    file::parse_user(&source, path)
+/// Parses both files and merges them by the seed's rules; also returns the workspace
+/// file alone, whose settings need the user's approval.
+pub fn parse(user: (&str, &Path), workspace: (&str, &Path)) -> Result<(Config, WorkspaceFile)> {
+    let user_file = file::parse_user(user.0, user.1)?;
+    let workspace_file = file::parse_workspace(workspace.0, workspace.1)?;
+    let config = merge(user_file, workspace_file.clone())
+        .map_err(|e| anyhow!("{}: {e}", user.1.display()))?;
+    Ok((config, workspace_file))
 }
 
-pub fn load_workspace_file(path: &Path) -> Result<WorkspaceFile> {
-    let source = files::read(path)?;
-    file::parse_workspace(&source, path)
-}
-
-/// Loads both files and merges them by the seed's rules.
-pub fn load(user_path: &Path, workspace_path: &Path) -> Result<Config> {
-    let user = load_user_file(user_path)?;
-    let workspace = load_workspace_file(workspace_path)?;
-    merge(user, workspace).map_err(|e| anyhow!("{}: {e}", user_path.display()))
+/// The id in `<root>/.silo/silo.toml`, if that is a readable workspace file.
+pub fn workspace_id_at(root: &Path) -> Option<String> {
+    let silo = Dir::open_optional(root).ok()??.subdir(".silo").ok()??;
+    let text = silo.read("silo.toml").ok()??;
+    let path = root.join(".silo/silo.toml");
+    Some(file::parse_workspace(&text, &path).ok()?.id.to_string())
 }
 
 fn merge(user: UserFile, workspace: WorkspaceFile) -> std::result::Result<Config, String> {

@@ -249,7 +249,6 @@ impl PersistPath {
         self.kind
     }
 
-    #[cfg(test)]
     pub fn raw(&self) -> &str {
         &self.raw
     }

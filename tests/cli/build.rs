@@ -120,6 +120,7 @@ fn nix_inputs_from_both_files_reach_every_nix_build() {
     env.edit(".silo/silo.toml", |text| {
         text + "\n[nix.inputs]\nnixpkgs = \"path:/src/nixpkgs\"\n"
     });
+    env.silo(&["trust"]).success();
     env.silo(&["build", "--no-cache"]).success();
     let build = env.calls_starting("nix", &["--extra-experimental-features"]);
     assert!(

@@ -24,6 +24,7 @@ fn devcontainer_json_merges_three_sources_with_silos_part_last() {
             .replace("private_paths = []", "private_paths = [\"/data/\"]")
             .replace("memory = 0", "memory = 512")
     });
+    env.silo(&["trust"]).success();
     let run = env.silo(&["devcontainer"]);
     run.success()
         .stderr_has(&format!(
@@ -53,7 +54,9 @@ fn devcontainer_json_merges_three_sources_with_silos_part_last() {
         format!("silo-{id}-dev"),
     ];
     run_args.extend(mapping().split(' ').map(String::from));
-    run_args.extend(["--memory=512m", "--pids-limit=1024", "--env=A=1"].map(String::from));
+    run_args.extend(["--memory=512m", "--pids-limit=1024"].map(String::from));
+    run_args.extend(env.seccomp_arg(false).split_whitespace().map(String::from));
+    run_args.push("--env=A=1".into());
     run_args.extend(HARDENING.split(' ').map(String::from));
     assert_eq!(
         generated,
@@ -68,9 +71,8 @@ fn devcontainer_json_merges_three_sources_with_silos_part_last() {
             "workspaceMount": format!("type=bind,source=${{localWorkspaceFolder}},target=/workspace/{id}/proj,relabel=shared"),
             "workspaceFolder": format!("/workspace/{id}/proj"),
             "mounts": [
-                "type=volume,source=silo,target=/silo/persistence/shared,subpath=shared",
-                format!("type=volume,source=silo,target=/silo/persistence/{id},subpath={id}"),
-                format!("type=volume,source=silo,target=/data,subpath={id}/data"),
+                format!("type=bind,source=${{localWorkspaceFolder}}/.silo,target=/workspace/{id}/proj/.silo,ro"),
+                format!("type=volume,source={},target=/data", data_volume(&env)),
             ],
             "forwardPorts": [80],
             "runArgs": run_args,
@@ -84,9 +86,20 @@ fn devcontainer_json_merges_three_sources_with_silos_part_last() {
             }}
         })
     );
-    // The image is built first, and the persisted paths exist on the volume.
+    // The image is built first, and the persisted paths' volumes exist.
     assert_eq!(env.calls_starting("podman", &["load"]).len(), 1);
-    assert_eq!(env.calls_starting("podman", &["run"]).len(), 1);
+    assert_eq!(env.calls_starting("podman", &["volume", "create"]).len(), 1);
+}
+
+/// The volume podman was asked to create for `/data`.
+fn data_volume(env: &TestEnv) -> String {
+    let creates = env.calls_starting("podman", &["volume", "create"]);
+    let name = creates[0].rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        name.starts_with(&format!("silo-{}-data-", env.id())),
+        "{name}"
+    );
+    name
 }
 
 #[test]

@@ -23,6 +23,9 @@ fn create_with(
         ".silo/silo.toml",
         &apply(&env.read(".silo/silo.toml"), workspace_extra),
     );
+    // A hand edit of silo.toml is applied once approved.
+    env.silo(&["trust"]).success();
+    env.clear_calls();
     env.silo(&["start"]).success();
     let line = create_line(&env);
     (env, line)
@@ -45,16 +48,18 @@ fn apply(toml: &str, lines: &str) -> String {
     out
 }
 
+/// `podman create` as silo runs it: `middle` after the workspace mounts (volumes,
+/// ports, limits), `tail` after the system call filter (create_args).
 fn expected_create(env: &TestEnv, middle: &str, tail: &str) -> String {
     let id = env.id();
     let ws = env.ws.display();
     format!(
         "create --name silo-{id} --hostname silo-{id} --init --label io.silo.id={id} --label io.silo.workspace={ws} \
          --label io.silo.config=<record> {} --mount type=bind,source={ws},target=/workspace/{id}/proj,relabel=shared \
-         --workdir /workspace/{id}/proj \
-         --mount type=volume,source=silo,target=/silo/persistence/shared,subpath=shared \
-         --mount type=volume,source=silo,target=/silo/persistence/{id},subpath={id}{middle} --pids-limit=1024 {tail}localhost/silo-{id}",
-        mapping()
+         --mount type=bind,source={ws}/.silo,target=/workspace/{id}/proj/.silo,ro \
+         --workdir /workspace/{id}/proj{middle} --pids-limit=1024 {}{tail}localhost/silo-{id}",
+        mapping(),
+        env.seccomp_arg(tail.contains("/dev/fuse"))
     )
 }
 
@@ -75,29 +80,72 @@ fn create_with_persisted_paths_ports_and_limits() {
         &[],
     );
     let id = env.id();
+    let [uv, cache, history, data] = volumes(&env);
     let middle = format!(
-        " --mount type=volume,source=silo,target=/home/alice/.cache/uv,subpath=shared/home/alice/.cache/uv \
-         --mount type=volume,source=silo,target=/opt/cache,subpath=shared/opt/cache \
-         --mount type=volume,source=silo,target=/home/alice/.bash_history,subpath={id}/home/alice/.bash_history \
-         --mount type=volume,source=silo,target=/data,subpath={id}/data \
+        " --mount type=volume,source={uv},target=/home/alice/.cache/uv \
+         --mount type=volume,source={cache},target=/opt/cache \
+         --mount type=volume,source={history},target=/home/alice/.bash_history,subpath=.bash_history \
+         --mount type=volume,source={data},target=/data \
          --publish 3000:3000 --publish 127.0.0.1:8080:80 --publish 5353:53/udp --cpus=1.5 --memory=2048m"
     );
     let expected = expected_create(&env, &middle, &format!("--env=FROM=user {HARDENING} "))
         .replace("--pids-limit=1024", "--pids-limit=500");
     assert_eq!(line, expected);
 
-    // Volume setup created the file and the directories, shared and private.
-    let setup = env.calls_starting("podman", &["run"]);
-    assert_eq!(setup.len(), 1);
-    assert!(
-        setup[0].ends_with(&format!(
-            "silo-volume-setup d:/silo/persistence/shared d:/silo/persistence/{id} \
-         d:/silo/persistence/shared/home/alice/.cache/uv d:/silo/persistence/shared/opt/cache \
-         f:/silo/persistence/{id}/home/alice/.bash_history d:/silo/persistence/{id}/data"
-        )),
-        "{}",
-        setup[0]
+    // One volume per path, labelled; the persisted file exists in its volume.
+    let creates = env.calls_starting("podman", &["volume", "create"]);
+    assert_eq!(
+        creates,
+        [
+            format!(
+                "volume create --label io.silo.scope=shared --label io.silo.path=/home/alice/.cache/uv --label io.silo.kind=directory {uv}"
+            ),
+            format!(
+                "volume create --label io.silo.scope=shared --label io.silo.path=/opt/cache --label io.silo.kind=directory {cache}"
+            ),
+            format!(
+                "volume create --label io.silo.scope={id} --label io.silo.path=/home/alice/.bash_history --label io.silo.kind=file --label io.silo.id={id} --label io.silo.workspace={} {history}",
+                env.ws.display()
+            ),
+            format!(
+                "volume create --label io.silo.scope={id} --label io.silo.path=/data --label io.silo.kind=directory --label io.silo.id={id} --label io.silo.workspace={} {data}",
+                env.ws.display()
+            ),
+        ]
     );
+    assert!(
+        env.state
+            .join(format!("volumes/{history}/_data/.bash_history"))
+            .is_file()
+    );
+    // No container is needed to prepare them.
+    assert!(env.calls_starting("podman", &["run"]).is_empty());
+}
+
+/// The volume names of the paths `create_with_persisted_paths_ports_and_limits` sets,
+/// as podman was asked to create them.
+fn volumes(env: &TestEnv) -> [String; 4] {
+    let id = env.id();
+    let names: Vec<String> = env
+        .calls_starting("podman", &["volume", "create"])
+        .iter()
+        .map(|c| c.rsplit(' ').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(
+        names[0].starts_with("silo-shared-home-alice-.cache-uv-"),
+        "{names:?}"
+    );
+    assert!(names[1].starts_with("silo-shared-opt-cache-"), "{names:?}");
+    assert!(
+        names[2].starts_with(&format!("silo-{id}-home-alice-.bash_history-")),
+        "{names:?}"
+    );
+    assert!(
+        names[3].starts_with(&format!("silo-{id}-data-")),
+        "{names:?}"
+    );
+    names.try_into().unwrap()
 }
 
 #[test]
@@ -122,31 +170,28 @@ fn create_with_nested_podman() {
 }
 
 #[test]
-fn podman_4_binds_the_same_directories_of_the_volume() {
-    let (env, line) = create_with("shared_paths = [\"$HOME/.npm/\"]", "", "4.3.1", &[]);
-    let id = env.id();
-    let volume = "/fake/volumes/silo/_data";
+fn podman_4_binds_persisted_files_and_mounts_their_volumes_read_only() {
+    let (env, line) = create_with(
+        "shared_paths = [\"$HOME/.npm/\"]\nprivate_paths = [\"$HOME/.hist\"]",
+        "",
+        "4.3.1",
+        &[],
+    );
+    let creates = env.calls_starting("podman", &["volume", "create"]);
+    let name = |i: usize| creates[i].rsplit(' ').next().unwrap().to_owned();
+    let (npm, hist) = (name(0), name(1));
+    let dir = env.state.join(format!("volumes/{hist}/_data"));
     let expected = expected_create(
         &env,
         &format!(
-            " --mount type=bind,source={volume}/shared/home/alice/.npm,target=/home/alice/.npm"
+            " --mount type=volume,source={npm},target=/home/alice/.npm \
+             --mount type=volume,source={hist},target=/silo/persistence/{hist},ro \
+             --mount type=bind,source={}/.hist,target=/home/alice/.hist",
+            dir.display()
         ),
         &format!("{HARDENING} "),
-    )
-    .replace(
-        "--mount type=volume,source=silo,target=/silo/persistence/shared,subpath=shared",
-        &format!("--mount type=bind,source={volume}/shared,target=/silo/persistence/shared"),
-    )
-    .replace(
-        &format!("--mount type=volume,source=silo,target=/silo/persistence/{id},subpath={id}"),
-        &format!("--mount type=bind,source={volume}/{id},target=/silo/persistence/{id}"),
     );
     assert_eq!(line, expected);
-    // The volume exists before its directory is bind-mounted.
-    assert!(
-        !env.calls_starting("podman", &["volume", "create", "silo"])
-            .is_empty()
-    );
 }
 
 #[test]
@@ -227,7 +272,6 @@ fn silo_runs_the_chain_connects_and_stops_with_stop() {
             "load --input",
             "image prune",
             "--version",
-            "run --rm",
             "create --name",
             &format!("start silo-{id}"),
             "exec --interactive",
@@ -314,16 +358,30 @@ fn status_json_describes_the_workspace() {
     env.edit(".silo/silo.toml", |text| {
         text.replace("private_paths = []", "private_paths = [\"/data/\"]")
     });
-    let run = env.silo(&["status", "--json"]);
-    run.success();
-    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let json = |env: &TestEnv| -> serde_json::Value {
+        let run = env.silo(&["status", "--json"]);
+        run.success();
+        serde_json::from_str(&run.stdout()).unwrap()
+    };
+    assert_eq!(json(&env)["trust"]["state"], "not-approved");
+    env.silo(&["trust"]).success();
+    let json = json(&env);
     let id = env.id();
     assert_eq!(json["id"], id.as_str());
     assert_eq!(json["container"]["name"], format!("silo-{id}"));
     assert_eq!(json["container"]["state"], "missing");
     assert_eq!(json["image"]["state"], "missing");
-    assert_eq!(json["paths"][2]["target"], "/data");
-    assert_eq!(json["paths"][2]["subpath"], format!("{id}/data"));
+    assert_eq!(json["paths"][0]["target"], "/data");
+    assert!(
+        json["paths"][0]["volume"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("silo-{id}-data-"))
+    );
+    assert_eq!(json["trust"]["state"], "created");
+    assert_eq!(json["isolation"]["user_namespaces_blocked"], true);
+    assert_eq!(json["isolation"]["silo_dir_read_only"], true);
+    assert_eq!(json["isolation"]["gives_up"], serde_json::json!([]));
 }
 
 #[test]
@@ -361,6 +419,14 @@ fn a_moved_or_copied_workspace_is_explained() {
         env.ws.display()
     ));
     env.silo_in(&moved, &["stop"]).success();
+    // Its path is what the container mounts: a moved workspace is approved again.
+    env.silo_in(&moved, &["start"])
+        .code_is(1)
+        .stderr_has(&format!(
+            "was approved at {}, which no longer exists; it moved here?",
+            env.ws.display()
+        ));
+    env.silo_in(&moved, &["trust"]).success();
     env.silo_in(&moved, &["start"]).success();
     assert!(create_line_count(&env) == 2);
 }
@@ -386,17 +452,18 @@ fn two_starts_at_once_create_one_container() {
 }
 
 #[test]
-fn volume_setup_needs_the_image() {
+fn volume_setup_creates_what_is_missing_without_an_image() {
     let env = TestEnv::with_fakes();
     init(&env, &[]);
-    let id = env.id();
-    env.silo(&["volume", "setup"]).code_is(1).stderr_has(&format!(
-        "silo: cannot set up the volume: the image localhost/silo-{id} does not exist; run `silo build` first"
-    ));
-    env.silo(&["build"]).success();
+    env.edit(".silo/silo.toml", |text| {
+        text.replace("private_paths = []", "private_paths = [\"/data/\"]")
+    });
+    env.silo(&["trust"]).success();
     env.silo(&["volume", "setup"])
         .success()
         .stderr_has("Volume setup complete");
     env.silo(&["volume", "setup"]).success();
-    assert_eq!(env.calls_starting("podman", &["run"]).len(), 2);
+    assert_eq!(env.calls_starting("podman", &["volume", "create"]).len(), 1);
+    assert!(env.calls_starting("podman", &["run"]).is_empty());
+    assert!(env.calls("nix").is_empty());
 }

@@ -18,11 +18,7 @@ use common::TestEnv;
 pub const HARDENING: &str =
     "--cap-drop=ALL --cap-add=NET_BIND_SERVICE --security-opt no-new-privileges";
 
-pub fn is_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
+pub use common::is_root;
 
 /// The user-namespace flags silo uses for the user running the tests.
 pub fn mapping() -> &'static str {

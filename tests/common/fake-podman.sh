@@ -75,13 +75,25 @@ case "$1 $2" in
     exit "${FAKE_EXEC_STATUS:-0}"
     ;;
 "volume inspect")
-    if [ -f "$state/volume" ]; then
-        echo '[{"Name":"silo","Mountpoint":"/fake/volumes/silo/_data"}]'
-    else
-        echo '[]'
-        exit 125
-    fi
+    # Volumes live in $state/volumes/NAME/_data; a missing one fails the whole call.
+    shift 2
+    status=0 sep=
+    printf '['
+    for name; do
+        if [ -d "$state/volumes/$name" ]; then
+            printf '%s{"Name":"%s","Mountpoint":"%s/volumes/%s/_data"}' "$sep" "$name" "$state" "$name"
+            sep=,
+        else
+            echo "Error: inspecting object: no such volume $name" >&2
+            status=125
+        fi
+    done
+    echo ']'
+    exit $status
     ;;
-"volume create") touch "$state/volume" && echo silo ;;
+"volume create")
+    mkdir -p "$state/volumes/$last/_data" && echo "$last"
+    ;;
+"volume rm") rm -rf "$state/volumes/$3" ;;
 *) ;; # run (volume setup), image prune: succeed quietly
 esac

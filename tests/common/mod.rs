@@ -13,6 +13,10 @@ use std::process::{Command, Output, Stdio};
 
 pub const FAKE_PODMAN: &str = include_str!("fake-podman.sh");
 pub const FAKE_NIX: &str = include_str!("fake-nix.sh");
+/// Enough of Podman's default profile for silo to edit.
+const FAKE_SECCOMP_DEFAULT: &str = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+  {"names": ["read", "chmod", "clone", "unshare"], "action": "SCMP_ACT_ALLOW", "args": []}
+]}"#;
 const PASS_THROUGH: &str = include_str!("pass-through.sh");
 
 /// The unprivileged user .ci/run creates for the rootless end-to-end tests.
@@ -38,12 +42,31 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// A world with stand-in podman and nix on PATH (and nothing else).
+    /// A world with stand-in podman and nix on PATH (and nothing else), and a small
+    /// stand-in for Podman's default seccomp profile.
     pub fn with_fakes() -> TestEnv {
-        let env = TestEnv::empty();
+        let mut env = TestEnv::empty();
         env.write_tool("podman", FAKE_PODMAN);
         env.write_tool("nix", FAKE_NIX);
+        let profile = env.state.join("default-seccomp.json");
+        fs::write(&profile, FAKE_SECCOMP_DEFAULT).expect("writing the profile");
+        env.set("SILO_SECCOMP_DEFAULT", &profile.display().to_string());
         env
+    }
+
+    /// The system call filter silo gives a container, as podman create gets it (with a
+    /// trailing space), or nothing: rootless nested Podman keeps Podman's default.
+    pub fn seccomp_arg(&self, nested_podman: bool) -> String {
+        let variant = match (nested_podman, is_root()) {
+            (false, true) => "-no-userns-no-setuid",
+            (false, false) => "-no-userns",
+            (true, true) => "-no-setuid",
+            (true, false) => return String::new(),
+        };
+        format!(
+            "--security-opt seccomp={}/.local/state/silo/seccomp{variant}.json ",
+            self.home.display()
+        )
     }
 
     /// A world with no external tools at all.
@@ -473,6 +496,13 @@ impl Run {
         );
         self
     }
+}
+
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// Whether end-to-end tests must run (CI sets SILO_E2E=1): a missing tool is then a failure.
