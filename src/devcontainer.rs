@@ -129,6 +129,8 @@ pub fn generate(s: &Session, update: bool) -> Result<()> {
         == Outcome::Created
     {
         eprintln!("Created {}", s.silo.join(DEVCONTAINER_JSON).display());
+        let (store, _) = s.trust_verdict()?;
+        store.absorb_created_devcontainer_json(&s.trust_subject()?)?;
     }
     let root = s.ws.root_dir()?;
     let target = root.join(ROOT_DEVCONTAINER_JSON);

@@ -10,9 +10,6 @@ mod devcontainer;
 mod init;
 mod lifecycle;
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-
 use common::TestEnv;
 
 pub const HARDENING: &str =
