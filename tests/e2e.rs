@@ -87,7 +87,8 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Sets `key = value` lines under a section of the workspace's silo.toml.
+/// Sets `key = value` lines under a section of the workspace's silo.toml, and approves
+/// the change as its user would with `silo trust`.
 fn set_workspace(env: &TestEnv, dir: &Path, section: &str, lines: &[&str]) {
     let path = dir.join(".silo/silo.toml");
     let mut text = fs::read_to_string(&path).unwrap();
@@ -107,6 +108,7 @@ fn set_workspace(env: &TestEnv, dir: &Path, section: &str, lines: &[&str]) {
     }
     fs::write(&path, text).unwrap();
     env.give_to_user();
+    env.silo_in(dir, &["trust"]).success();
 }
 
 fn silo_exec(env: &TestEnv, dir: &Path, script: &str) -> String {
@@ -275,15 +277,16 @@ fn chain(env: &TestEnv) {
     );
     assert_eq!(out, "shared\n0\n");
     let other_id = common::id_of(&other).unwrap();
+    // Only this workspace's own volumes are mounted (Podman 4 shows its persisted
+    // files' volumes read-only under /silo/persistence).
     let out = silo_exec(env, &other, "ls /silo/persistence");
-    let mut seen: Vec<&str> = out.lines().collect();
-    seen.sort();
-    let mut expected = vec![other_id.as_str(), "shared"];
-    expected.sort();
-    assert_eq!(
-        seen, expected,
-        "only this workspace's part of the volume is visible"
-    );
+    let own = format!("{}-{other_id}-", env.volume_prefix().unwrap());
+    for name in out.lines() {
+        assert!(
+            name.starts_with(&own),
+            "another workspace's volume is visible: {out}"
+        );
+    }
 
     // `silo` runs the chain and the shell; with --stop the container goes afterwards.
     let output = env
@@ -461,8 +464,11 @@ grep '^+ podman create' "$dir/start.log"
 "$silo" start 2>/dev/null
 echo "persisted: $("$silo" exec -- sh -c "cat /data/f ~/.cache/$tag/f ~/.hist" | tr '\n' ' ')"
 id=$(sed -n 's/^id = "\(.*\)"/\1/p' .silo/silo.toml)
-volume=$(podman volume inspect silo --format '{{.Mountpoint}}')
-echo "on the volume: $(cd "$volume" && find "shared/home/alice/.cache/$tag" "$id" -type f | sort | tr '\n' ' ')"
+for v in $(podman volume ls --quiet --filter label=io.silo.path); do
+  case $v in silo-$id-*|silo-shared-home-alice-.cache-$tag-*)
+    echo "volume: $(podman volume inspect "$v" --format '{{index .Labels "io.silo.path"}}') $(cd "$(podman volume inspect "$v" --format '{{.Mountpoint}}')" && find . -type f | sort | tr '\n' ' ')" ;;
+  esac
+done
 "$silo" stop 2>/dev/null
 "$silo" rm 2>/dev/null
 echo done
@@ -537,33 +543,30 @@ fn podman5_and_nix226_in_debian13() {
     let id = common::id_of(&dir.path().join("ws/proj")).expect("an id");
     assert!(out.contains("nix: nix (Nix) 2.26"), "{out}");
     assert!(out.contains("podman: podman version 5."), "{out}");
-    // Podman 5 mounts the volume's subpaths directly.
+    // Podman 5 mounts each path's volume, a persisted file through `subpath`.
     for mount in [
-        format!(
-            "--mount type=volume,source=silo,target=/home/alice/.cache/{tag},subpath=shared/home/alice/.cache/{tag}"
-        ),
-        format!("--mount type=volume,source=silo,target=/data,subpath={id}/data"),
-        format!(
-            "--mount type=volume,source=silo,target=/home/alice/.hist,subpath={id}/home/alice/.hist"
-        ),
+        format!("--mount type=volume,source=silo-shared-home-alice-.cache-{tag}-"),
+        format!("--mount type=volume,source=silo-{id}-data-"),
+        format!("--mount type=volume,source=silo-{id}-home-alice-.hist-"),
+        ",target=/home/alice/.hist,subpath=.hist".to_owned(),
     ] {
         assert!(out.contains(&mount), "{mount} missing:\n{out}");
     }
     assert!(out.contains("persisted: one two three "), "{out}");
-    // The same layout on the volume as Podman 4's bind mounts give.
-    let line = out
+    // Each path in a volume of its own.
+    let mut volumes: Vec<&str> = out
         .lines()
-        .find_map(|l| l.strip_prefix("on the volume: "))
-        .expect("the volume's files");
-    let mut files: Vec<&str> = line.split_whitespace().collect();
-    files.sort();
+        .filter_map(|l| l.strip_prefix("volume: "))
+        .map(str::trim)
+        .collect();
+    volumes.sort();
     let mut expected = vec![
-        format!("{id}/data/f"),
-        format!("{id}/home/alice/.hist"),
-        format!("shared/home/alice/.cache/{tag}/f"),
+        "/data ./f".to_owned(),
+        "/home/alice/.hist ./.hist".to_owned(),
+        format!("/home/alice/.cache/{tag} ./f"),
     ];
     expected.sort();
-    assert_eq!(files, expected);
+    assert_eq!(volumes, expected, "{out}");
     assert!(out.contains("done"), "{out}");
 }
 

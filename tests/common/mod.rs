@@ -96,6 +96,9 @@ impl TestEnv {
     pub fn with_real_tools(user: Option<&str>) -> Result<TestEnv, String> {
         let mut env = TestEnv::empty();
         env.real = true;
+        // Never the user's own volumes: every volume this test makes has its own prefix.
+        let prefix = format!("silotest-{}", unique_suffix(&env.dir));
+        env.set("SILO_VOLUME_PREFIX", &prefix);
         for tool in ["podman", "nix"] {
             let real = find_in_path(tool).ok_or_else(|| format!("{tool} is not installed"))?;
             let script = PASS_THROUGH
@@ -388,7 +391,42 @@ impl Drop for TestEnv {
                 self.podman(&["rmi", "--force", &image]);
             }
         }
+        self.remove_test_volumes();
     }
+}
+
+impl TestEnv {
+    /// The volume-name prefix of this test (real tools only).
+    pub fn volume_prefix(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "SILO_VOLUME_PREFIX")
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Removes the volumes named with this test's prefix.
+    fn remove_test_volumes(&self) {
+        let Some(prefix) = self.volume_prefix().map(str::to_owned) else {
+            return;
+        };
+        let out = self.podman(&["volume", "ls", "--quiet"]);
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            if name == prefix || name.starts_with(&format!("{prefix}-")) {
+                self.podman(&["volume", "rm", "--force", name]);
+            }
+        }
+    }
+}
+
+/// A short suffix that differs between test environments (from the temp dir's name).
+fn unique_suffix(dir: &tempfile::TempDir) -> String {
+    dir.path()
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
 }
 
 /// The workspace id in `<dir>/.silo/silo.toml`.
