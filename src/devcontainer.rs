@@ -41,12 +41,17 @@ pub fn merge(earlier: Value, later: Value) -> Value {
     }
 }
 
-/// A source file: missing counts as `{}`; invalid JSON is an error naming the position.
+/// A source file: missing counts as `{}`.
 fn read_source(text: Option<String>, path: &Path) -> Result<Value> {
-    let Some(text) = text else {
-        return Ok(Value::Object(Map::new()));
-    };
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
+    match text {
+        Some(text) => parse_source(&text, path),
+        None => Ok(Value::Object(Map::new())),
+    }
+}
+
+/// A source's text: a JSON object, or an error naming the file and position.
+pub fn parse_source(text: &str, path: &Path) -> Result<Value> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
         anyhow::anyhow!(
             "invalid JSON in {} at line {}, column {}: {e}",
             path.display(),

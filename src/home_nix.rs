@@ -2,8 +2,15 @@
 //!
 //! rowan 0.17 has no mutable tree, so an edit is a text range and its replacement,
 //! applied to the source and re-parsed: every other byte stays as it was.
+//!
+//! home.nix may come from a repository someone else wrote. rnix's parser recurses once
+//! per level of nesting and takes quadratic time on some long chains, so a file is
+//! parsed only when its nesting is bounded, on a thread with a large stack, and for a
+//! bounded time: a hostile file gives an error, never a crash or a hang.
 
 use std::ops::Range;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use rnix::ast::{self, HasEntry};
@@ -20,8 +27,88 @@ enum Lookup {
     Missing { set: ast::AttrSet, covered: usize },
 }
 
+/// Deeper nesting than this is refused before parsing.
+const MAX_NESTING: usize = 1000;
+/// Enough stack for `MAX_NESTING` levels and for the longest chains a file silo reads
+/// (at most 4 MiB) can hold.
+const PARSE_STACK: usize = 256 << 20;
+const PARSE_TIME: Duration = Duration::from_secs(10);
+
+/// Refuses a file nested deeper than `MAX_NESTING`: brackets, braces, parentheses,
+/// interpolations, strings, and runs of prefix operators (`!`, `-`).
+fn check_nesting(source: &str) -> Result<()> {
+    use rnix::SyntaxKind::*;
+    let (mut depth, mut deepest, mut prefix_run, mut longest_run) = (0usize, 0, 0usize, 0);
+    for (kind, _) in rnix::tokenize(source) {
+        match kind {
+            TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START
+            | TOKEN_STRING_START => depth += 1,
+            TOKEN_R_BRACE | TOKEN_R_BRACK | TOKEN_R_PAREN | TOKEN_INTERPOL_END
+            | TOKEN_STRING_END => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        match kind {
+            TOKEN_INVERT | TOKEN_SUB => prefix_run += 1,
+            TOKEN_WHITESPACE | TOKEN_COMMENT => {}
+            _ => prefix_run = 0,
+        }
+        deepest = deepest.max(depth);
+        longest_run = longest_run.max(prefix_run);
+    }
+    if deepest.max(longest_run) > MAX_NESTING {
+        bail!(
+            "it nests {} levels deep; silo reads Nix files nested at most {MAX_NESTING} levels",
+            deepest.max(longest_run)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `f` on `source` on its own thread, with a large stack and a time limit.
+fn guarded<T: Send + 'static>(
+    source: &str,
+    f: impl FnOnce(&str) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    check_nesting(source)?;
+    let (tx, rx) = mpsc::channel();
+    let owned = source.to_owned();
+    std::thread::Builder::new()
+        .name("home.nix parser".into())
+        .stack_size(PARSE_STACK)
+        .spawn(move || {
+            let _ = tx.send(f(&owned));
+        })
+        .map_err(|e| anyhow!("cannot start the parser thread: {e}"))?;
+    match rx.recv_timeout(PARSE_TIME) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+            "parsing it took more than {} s; it is too unusual for silo to edit",
+            PARSE_TIME.as_secs()
+        ),
+        Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the parser failed"),
+    }
+}
+
 /// The option's value: `Some(true|false)`, or `None` when the module does not set it.
 pub fn get_bool(source: &str, path: &[&str]) -> Result<Option<bool>> {
+    let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+    guarded(source, move |source| {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        get_bool_unguarded(source, &path)
+    })
+}
+
+/// Sets the option to `value`, inserting it when missing. Refuses (and changes nothing)
+/// when the file does not parse or the option holds something other than true/false.
+pub fn set_bool(source: &str, path: &[&str], value: bool) -> Result<String> {
+    let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+    guarded(source, move |source| {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        set_bool_unguarded(source, &path, value)
+    })
+}
+
+fn get_bool_unguarded(source: &str, path: &[&str]) -> Result<Option<bool>> {
     let (set, path) = module_set(source, path)?;
     match lookup(&set, &path, 0)? {
         Lookup::Found(value) => plain_bool(&value, &path).map(Some),
@@ -29,9 +116,7 @@ pub fn get_bool(source: &str, path: &[&str]) -> Result<Option<bool>> {
     }
 }
 
-/// Sets the option to `value`, inserting it when missing. Refuses (and changes nothing)
-/// when the file does not parse or the option holds something other than true/false.
-pub fn set_bool(source: &str, path: &[&str], value: bool) -> Result<String> {
+fn set_bool_unguarded(source: &str, path: &[&str], value: bool) -> Result<String> {
     let (set, full_path) = module_set(source, path)?;
     let (range, text) = match lookup(&set, &full_path, 0)? {
         Lookup::Found(expr) => {
@@ -46,7 +131,7 @@ pub fn set_bool(source: &str, path: &[&str], value: bool) -> Result<String> {
     let mut edited = source.to_owned();
     edited.replace_range(range, &text);
     // The edit must read back as intended, or nothing is written.
-    match get_bool(&edited, path) {
+    match get_bool_unguarded(&edited, path) {
         Ok(Some(v)) if v == value => Ok(edited),
         _ => bail!(
             "editing {} did not give a valid file; set it by hand",
@@ -378,5 +463,33 @@ mod tests {
                 crate::config::defaults::home_nix(!podman)
             );
         }
+    }
+
+    #[test]
+    fn deep_or_long_input_is_refused_not_a_crash() {
+        let deep = format!(
+            "{{ ... }}: {{ x = {}{}; }}",
+            "[".repeat(60_000),
+            "]".repeat(60_000)
+        );
+        let err = format!("{:#}", set_bool(&deep, &PATH, true).unwrap_err());
+        assert!(err.contains("nests 60001 levels deep"), "{err}");
+        let nots = format!("{{ ... }}: {{ x = {}true; }}", "! ".repeat(5_000));
+        assert!(
+            get_bool(&nots, &PATH)
+                .unwrap_err()
+                .to_string()
+                .contains("levels deep")
+        );
+        // Close to the limit is parsed (on the parser thread's own stack).
+        let fine = format!(
+            "{{ ... }}: {{ x = {}{}; silo.podman.enable = false; }}",
+            "[".repeat(900),
+            "]".repeat(900)
+        );
+        assert_eq!(get_bool(&fine, &PATH).unwrap(), Some(false));
+        // Strings that look like brackets do not count.
+        let text = format!("{{ ... }}: {{ x = \"{}\"; }}", "[".repeat(5_000));
+        assert_eq!(get_bool(&text, &PATH).unwrap(), None);
     }
 }

@@ -7,6 +7,8 @@ mod container;
 mod devcontainer;
 mod fingerprint;
 mod flake;
+#[cfg(test)]
+mod fuzz;
 mod home_nix;
 mod host;
 mod image;

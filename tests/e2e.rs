@@ -7,6 +7,7 @@
 //! silo's own nix/ and modules/. Without the tools these tests skip with a reason;
 //! with SILO_E2E=1 (CI) a missing tool is a failure.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -16,121 +17,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::real::{container_exists, image_labels, must, set_workspace, silo_exec};
 use common::{E2E_USER, TestEnv};
-
-/// A test environment with the real tools, or a skip (a failure under SILO_E2E=1).
-macro_rules! real_env {
-    ($user:expr) => {
-        match real_tools($user) {
-            Ok(env) => env,
-            Err(why) => {
-                if common::e2e_required() {
-                    panic!("SILO_E2E is set, but the end-to-end test cannot run: {why}");
-                }
-                eprintln!(
-                    "skipping the end-to-end test: {why} (set SILO_E2E=1 to make this a failure)"
-                );
-                return;
-            }
-        }
-    };
-}
-
-/// Skips a test that must run as root (to be root, or to switch to the test user).
-macro_rules! root_only {
-    () => {
-        if !is_root() {
-            eprintln!("skipping: this end-to-end test runs as root");
-            return;
-        }
-    };
-}
-
-fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
-    for (path, package) in [
-        ("/usr/bin/busybox", "busybox-static"),
-        ("/usr/bin/fakeroot", "fakeroot"),
-    ] {
-        if !Path::new(path).exists() {
-            return Err(format!("{path} is missing (apt install {package})"));
-        }
-    }
-    let env = TestEnv::with_real_tools(user)?;
-    // The tools must work for this user, not just exist.
-    for (tool, args) in [
-        (
-            "podman",
-            &["info", "--format", "{{.Host.OCIRuntime.Name}}"][..],
-        ),
-        ("nix", &["--version"][..]),
-    ] {
-        let out = env.tool(tool, args);
-        if !out.status.success() {
-            return Err(format!(
-                "`{tool} {}` fails: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
-    if user.is_some() && !Path::new("/nix/var/nix/daemon-socket/socket").exists() {
-        return Err("nix-daemon is not running (.ci/run starts it)".into());
-    }
-    env.silo(&["user", "init"]).success();
-    env.use_fixture_inputs();
-    Ok(env)
-}
-
-fn is_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
-
-/// Sets `key = value` lines under a section of the workspace's silo.toml, and approves
-/// the change as its user would with `silo trust`.
-fn set_workspace(env: &TestEnv, dir: &Path, section: &str, lines: &[&str]) {
-    let path = dir.join(".silo/silo.toml");
-    let mut text = fs::read_to_string(&path).unwrap();
-    for line in lines {
-        let key = line.split('=').next().unwrap().trim();
-        let header = format!("[{section}]\n");
-        let start = text.find(&header).expect("section exists") + header.len();
-        let end = text[start..]
-            .find("\n[")
-            .map_or(text.len(), |i| start + i + 1);
-        let body: String = text[start..end]
-            .lines()
-            .filter(|l| l.split('=').next().map(str::trim) != Some(key))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        text = format!("{}{line}\n{body}{}", &text[..start], &text[end..]);
-    }
-    fs::write(&path, text).unwrap();
-    env.give_to_user();
-    env.silo_in(dir, &["trust"]).success();
-}
-
-fn silo_exec(env: &TestEnv, dir: &Path, script: &str) -> String {
-    let run = env.silo_in(dir, &["exec", "--", "sh", "-c", script]);
-    run.success();
-    run.stdout()
-}
-
-fn container_exists(env: &TestEnv, name: &str) -> bool {
-    env.podman(&["container", "exists", name]).status.success()
-}
-
-fn image_labels(env: &TestEnv, image: &str) -> serde_json::Value {
-    let out = env.podman(&["image", "inspect", image]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    json[0]["Labels"].clone()
-}
 
 #[test]
 fn build_is_reused_until_home_nix_changes() {
@@ -429,18 +317,6 @@ fn ports_limits_and_orphans_as_root() {
         },
     );
     assert_eq!(zombies.trim(), "0", "zombies left behind");
-}
-
-/// Runs a command, failing the test with its output when it fails.
-fn must(cmd: &mut std::process::Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{what} failed:\n{text}");
-    text
 }
 
 /// The script run inside Debian 13: the chain with persisted paths, and what it left on

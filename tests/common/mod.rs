@@ -2,7 +2,9 @@
 //! directory and workspace, the silo binary run with a clean environment, and stand-in
 //! `podman` and `nix` executables that record their command lines.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+pub mod real;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -1,0 +1,136 @@
+//! Helpers for the tests with the real podman and nix: a test environment or a skip
+//! (a failure under SILO_E2E=1), and small steps those tests share.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::TestEnv;
+
+/// A test environment with the real tools, or a skip (a failure under SILO_E2E=1).
+#[macro_export]
+macro_rules! real_env {
+    ($user:expr) => {
+        match $crate::common::real::real_tools($user) {
+            Ok(env) => env,
+            Err(why) => {
+                if common::e2e_required() {
+                    panic!("SILO_E2E is set, but the end-to-end test cannot run: {why}");
+                }
+                eprintln!(
+                    "skipping the end-to-end test: {why} (set SILO_E2E=1 to make this a failure)"
+                );
+                return;
+            }
+        }
+    };
+}
+
+/// Skips a test that must run as root (to be root, or to switch to the test user).
+#[macro_export]
+macro_rules! root_only {
+    () => {
+        if !$crate::common::real::is_root() {
+            eprintln!("skipping: this end-to-end test runs as root");
+            return;
+        }
+    };
+}
+
+pub fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
+    for (path, package) in [
+        ("/usr/bin/busybox", "busybox-static"),
+        ("/usr/bin/fakeroot", "fakeroot"),
+    ] {
+        if !Path::new(path).exists() {
+            return Err(format!("{path} is missing (apt install {package})"));
+        }
+    }
+    let env = TestEnv::with_real_tools(user)?;
+    // The tools must work for this user, not just exist.
+    for (tool, args) in [
+        (
+            "podman",
+            &["info", "--format", "{{.Host.OCIRuntime.Name}}"][..],
+        ),
+        ("nix", &["--version"][..]),
+    ] {
+        let out = env.tool(tool, args);
+        if !out.status.success() {
+            return Err(format!(
+                "`{tool} {}` fails: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    if user.is_some() && !Path::new("/nix/var/nix/daemon-socket/socket").exists() {
+        return Err("nix-daemon is not running (.ci/run starts it)".into());
+    }
+    env.silo(&["user", "init"]).success();
+    env.use_fixture_inputs();
+    Ok(env)
+}
+
+pub fn is_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// Sets `key = value` lines under a section of the workspace's silo.toml, and approves
+/// the change as its user would with `silo trust`.
+pub fn set_workspace(env: &TestEnv, dir: &Path, section: &str, lines: &[&str]) {
+    let path = dir.join(".silo/silo.toml");
+    let mut text = fs::read_to_string(&path).unwrap();
+    for line in lines {
+        let key = line.split('=').next().unwrap().trim();
+        let header = format!("[{section}]\n");
+        let start = text.find(&header).expect("section exists") + header.len();
+        let end = text[start..]
+            .find("\n[")
+            .map_or(text.len(), |i| start + i + 1);
+        let body: String = text[start..end]
+            .lines()
+            .filter(|l| l.split('=').next().map(str::trim) != Some(key))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        text = format!("{}{line}\n{body}{}", &text[..start], &text[end..]);
+    }
+    fs::write(&path, text).unwrap();
+    env.give_to_user();
+    env.silo_in(dir, &["trust"]).success();
+}
+
+pub fn silo_exec(env: &TestEnv, dir: &Path, script: &str) -> String {
+    let run = env.silo_in(dir, &["exec", "--", "sh", "-c", script]);
+    run.success();
+    run.stdout()
+}
+
+pub fn container_exists(env: &TestEnv, name: &str) -> bool {
+    env.podman(&["container", "exists", name]).status.success()
+}
+
+pub fn image_labels(env: &TestEnv, image: &str) -> serde_json::Value {
+    let out = env.podman(&["image", "inspect", image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json[0]["Labels"].clone()
+}
+
+/// Runs a command, failing the test with its output when it fails.
+pub fn must(cmd: &mut std::process::Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
