@@ -9,6 +9,7 @@ mod build;
 mod devcontainer;
 mod init;
 mod lifecycle;
+mod trust;
 
 use common::TestEnv;
 
