@@ -339,6 +339,10 @@ grep '^+ podman create' "$dir/start.log"
 "$silo" stop 2>/dev/null
 "$silo" start 2>/dev/null
 echo "persisted: $("$silo" exec -- sh -c "cat /data/f ~/.cache/$tag/f ~/.hist" | tr '\n' ' ')"
+# Podman knows the volumes are in use: a plain `volume rm` is refused.
+for v in $(podman volume ls --quiet --filter label=io.silo.scope=$(sed -n 's/^id = "\(.*\)"/\1/p' .silo/silo.toml)); do
+  if podman volume rm "$v" >/dev/null 2>&1; then echo "REMOVED IN USE: $v"; else echo "in use: $v"; fi
+done
 id=$(sed -n 's/^id = "\(.*\)"/\1/p' .silo/silo.toml)
 for v in $(podman volume ls --quiet --filter label=io.silo.path); do
   case $v in silo-$id-*|silo-shared-home-alice-.cache-$tag-*)
@@ -429,6 +433,8 @@ fn podman5_and_nix226_in_debian13() {
         assert!(out.contains(&mount), "{mount} missing:\n{out}");
     }
     assert!(out.contains("persisted: one two three "), "{out}");
+    assert!(!out.contains("REMOVED IN USE"), "{out}");
+    assert_eq!(out.matches("in use: ").count(), 2, "{out}");
     // Each path in a volume of its own.
     let mut volumes: Vec<&str> = out
         .lines()
