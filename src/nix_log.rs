@@ -13,7 +13,7 @@ const SOURCE: &str = "-source/";
 /// Where the workspace flake's files came from, to recognise its copy in the store.
 #[derive(Debug)]
 pub struct Sources {
-    /// `.silo` as the user should read it: relative to the current directory when below it.
+    /// `.silo` as the user should read it (see `shown_silo_dir`).
     silo_dir: PathBuf,
     /// The user's own `home.user.nix`, of which `.silo/home.user.nix` is a copy.
     home_user_nix: PathBuf,
