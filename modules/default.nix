@@ -5,5 +5,6 @@
   imports = [
     ./silo.nix
     ./podman.nix
+    ./lean.nix
   ];
 }

@@ -8,7 +8,8 @@
 #
 # What the image provides when this is on (nix/image.nix):
 #   - setuid-root copies of newuidmap/newgidmap in /usr/local/bin (the Nix
-#     store cannot hold setuid files; see home-manager's podman-lib.nix);
+#     store cannot hold setuid files; see home-manager's podman-lib.nix),
+#     from a static build that loads nothing from the user-owned store;
 #   - /etc/subuid and /etc/subgid: <user>:1:999 and <user>:1001:64535, the IDs
 #     of a 65536-wide outer mapping minus the user's own.
 #

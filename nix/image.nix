@@ -13,10 +13,14 @@
 #
 # The result is an uncompressed docker-archive (`podman load -i` it).
 #
-# State of the activation, in $HOME/.local/state/silo/:
+# State of the activation, in /opt/silo/state/ (the container's own layer):
 #   activated       store path of the last activation package that succeeded
 #   failed          store path of an activation package that failed
 #   activation.log  output of the last activation
+# It lives outside $HOME on purpose: the home directory (or ~/.local/state)
+# may be a persisted path that outlives the container, while what activation
+# creates (~/.nix-profile, the files it links) does not. A new container must
+# activate again; a restarted one keeps its layer and skips it.
 {
   pkgs,
   home,
@@ -56,8 +60,17 @@ let
   inputVersion = input: input.rev or input.narHash or "unknown";
 
   coreutils = "${pkgs.coreutils}/bin";
-  stateDir = ''"$HOME/.local/state/silo"'';
-  logShown = "~/.local/state/silo/activation.log";
+  stateDir = "/opt/silo/state";
+  logShown = "${stateDir}/activation.log";
+
+  # newuidmap/newgidmap run setuid root, so nothing they load may be writable
+  # by the user, who owns /nix/store here: a static (musl) build loads no
+  # shared libraries, and without NLS it reads no message catalogs from the
+  # store either. /etc/subuid, /etc/login.defs and /etc/nsswitch.conf are the
+  # base image's or root's.
+  idmapTools = pkgs.pkgsStatic.shadow.overrideAttrs (old: {
+    configureFlags = (old.configureFlags or [ ]) ++ [ "--disable-nls" ];
+  });
 
   entrypoint = pkgs.writeShellScript "silo-entrypoint" ''
     # silo entrypoint: activate this image's home-manager configuration once
@@ -154,7 +167,7 @@ let
     ln -s ${hm} $out/opt/silo/home-manager
     ln -s ${pkgs.nix} $out/opt/silo/nix
     ln -s ${pkgs.coreutils} $out/opt/silo/coreutils
-    ${lib.optionalString podman "ln -s ${pkgs.shadow} $out/opt/silo/shadow"}
+    ${lib.optionalString podman "ln -s ${idmapTools} $out/opt/silo/shadow"}
   '';
 
   # A file in the top layer replaces the base image's file, so the user's
@@ -243,7 +256,7 @@ let
     gname = user;
 
     extraCommands = ''
-      mkdir -p etc/nix home/${user} silo/persistence \
+      mkdir -p etc/nix home/${user} silo/persistence opt/silo/state \
         nix/var/nix/profiles/per-user/${user} nix/var/nix/gcroots/per-user/${user}
       cp ${accounts}/passwd etc/passwd
       cp ${accounts}/group etc/group
@@ -251,20 +264,21 @@ let
       cp ${subgid} etc/subgid
       cp ${nixConf} etc/nix/nix.conf
       chmod 0644 etc/passwd etc/group etc/subuid etc/subgid etc/nix/nix.conf
-      chmod 0755 etc etc/nix home home/${user} silo silo/persistence
+      chmod 0755 etc etc/nix home home/${user} silo silo/persistence opt/silo/state
     '';
 
     fakeRootCommands = ''
-      chown -R ${toString uid}:${toString gid} nix home/${user} silo/persistence
+      chown -R ${toString uid}:${toString gid} nix home/${user} silo/persistence opt/silo/state
     ''
     + lib.optionalString podman ''
       # newuidmap/newgidmap must be setuid root for rootless podman, which the
-      # Nix store cannot provide. /usr/local/bin comes before Fedora's
-      # /usr/bin (whose copies lack their file capabilities) on PATH.
+      # Nix store cannot provide: root-owned copies of the static build (see
+      # idmapTools). /usr/local/bin comes before Fedora's /usr/bin (whose
+      # copies lack their file capabilities) on PATH.
       mkdir -p usr/local/bin
       chmod 0755 usr usr/local usr/local/bin
       for tool in newuidmap newgidmap; do
-        cp ${pkgs.shadow}/bin/$tool usr/local/bin/$tool
+        cp ${idmapTools}/bin/$tool usr/local/bin/$tool
         chown 0:0 usr/local/bin/$tool
         chmod 4755 usr/local/bin/$tool
       done

@@ -78,6 +78,7 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
             let options = BuildOptions {
                 rebuild: args.rebuild,
                 no_cache: args.no_cache,
+                show_trace: args.show_trace,
             };
             image::build_command(&open(Open::CreateMissing)?, options)?;
         }

@@ -151,6 +151,11 @@ pub struct BuildArgs {
     /// fixed by their inputs.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// When evaluation fails, print Nix's whole trace (`nix build --show-trace`), not
+    /// only its last steps.
+    #[arg(long)]
+    pub show_trace: bool,
 }
 
 #[derive(Debug, Subcommand)]

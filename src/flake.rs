@@ -108,6 +108,8 @@ pub struct Inputs {
     pub id: String,
     pub user: String,
     pub home_user_nix: String,
+    /// Where `home_user_nix` was read from: the file the user edits.
+    pub home_user_nix_path: PathBuf,
     pub home_nix: String,
     /// `.silo/flake.lock`, or the seed lock when there is none yet.
     pub lock: String,
@@ -134,6 +136,7 @@ impl Inputs {
                     user_dir.home_nix().display()
                 )
             })?,
+            home_user_nix_path: user_dir.home_nix(),
             home_nix: silo.read(HOME_NIX)?.with_context(|| {
                 format!(
                     "{} does not exist; run `silo init` to create it",
@@ -172,13 +175,17 @@ impl Inputs {
         }
     }
 
+    /// `.silo/settings.json` as rendered.
+    pub fn settings_json(&self) -> String {
+        serde_json::to_string_pretty(&self.settings()).expect("plain data") + "\n"
+    }
+
     /// The generated files of `.silo/`, relative to it. home.nix is the user's own and
     /// is read in place; flake.lock is only written when missing.
     pub fn rendered_files(&self) -> Vec<(PathBuf, String)> {
-        let settings = serde_json::to_string_pretty(&self.settings()).expect("plain data") + "\n";
         let mut out = vec![
             (PathBuf::from("flake.nix"), flake_nix()),
-            (PathBuf::from("settings.json"), settings),
+            (PathBuf::from("settings.json"), self.settings_json()),
             (PathBuf::from("home.user.nix"), self.home_user_nix.clone()),
             (PathBuf::from(".gitignore"), GITIGNORE.to_owned()),
         ];
@@ -273,6 +280,7 @@ mod tests {
             id: "ab3f9c12".into(),
             user: "alice".into(),
             home_user_nix: "{ ... }: { }\n".into(),
+            home_user_nix_path: PathBuf::from("/home/u/.config/silo/home.user.nix"),
             home_nix: crate::config::defaults::home_nix(false),
             lock: seed_lock(),
             lock_exists: true,

@@ -9,6 +9,7 @@ use crate::flake;
 use crate::home_nix;
 use crate::init::PODMAN_OPTION;
 use crate::nix;
+use crate::nix_log;
 use crate::podman::{self, LABEL_FINGERPRINT};
 use crate::runner::CommandFailed;
 use crate::session::Session;
@@ -20,6 +21,8 @@ pub struct BuildOptions {
     pub rebuild: bool,
     /// Re-evaluate without the eval cache and re-fetch inputs.
     pub no_cache: bool,
+    /// Print Nix's whole evaluation trace on failure.
+    pub show_trace: bool,
 }
 
 /// Adds the known-failure hint of a failed nix command to its error.
@@ -99,9 +102,25 @@ fn build(s: &Session, options: BuildOptions) -> Result<()> {
     eprintln!(
         "Running nix build (a first build downloads or builds everything; later builds reuse it)..."
     );
+    let flags = nix::BuildFlags {
+        no_cache: options.no_cache,
+        show_trace: options.show_trace,
+    };
+    let mut log = nix_log::Filter::new(
+        nix_log::Sources::new(
+            nix_log::shown_silo_dir(&silo_dir, &s.ws.subdir),
+            s.inputs.home_user_nix_path.clone(),
+            s.inputs.settings_json(),
+        ),
+        !s.config.inputs.is_empty(),
+        s.runner.verbose,
+    );
     let stdout = s
         .runner
-        .stream(&nix::build(&silo_dir, &s.config.inputs, options.no_cache))
+        .stream_filtered(
+            &nix::build(&silo_dir, &s.config.inputs, flags),
+            &mut |line| log.line(line),
+        )
         .map_err(explain_nix)
         .context("nix build failed; the previous image and container are untouched")?;
     let archive = nix::parse_build_output(&stdout)?;

@@ -18,6 +18,7 @@ mod lock;
 mod mapping;
 mod migrate;
 mod nix;
+mod nix_log;
 mod podman;
 mod risk;
 mod runner;

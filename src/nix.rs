@@ -40,18 +40,30 @@ fn override_args(overrides: &BTreeMap<String, FlakeRef>) -> Vec<OsString> {
         .collect()
 }
 
+/// How `nix build` is asked to work, beside what it builds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildFlags {
+    /// Re-evaluate without the evaluation cache and re-fetch inputs.
+    pub no_cache: bool,
+    /// Print the whole evaluation trace of an error.
+    pub show_trace: bool,
+}
+
 /// `nix build` of the workspace image. The lock file is never changed by a build:
 /// only `silo update` moves pins.
 pub fn build(
     silo_dir: &Path,
     overrides: &BTreeMap<String, FlakeRef>,
-    no_cache: bool,
+    flags: BuildFlags,
 ) -> Invocation {
     let mut args: Vec<OsString> = ["build", "--json", "--no-link", "--no-update-lock-file"]
         .map(OsString::from)
         .into();
-    if no_cache {
+    if flags.no_cache {
         args.extend(["--option", "eval-cache", "false", "--refresh"].map(OsString::from));
+    }
+    if flags.show_trace {
+        args.push("--show-trace".into());
     }
     args.extend(override_args(overrides));
     let mut installable = flake_ref(silo_dir);
@@ -102,46 +114,80 @@ pub fn parse_build_output(stdout: &str) -> Result<PathBuf> {
     }
 }
 
-/// What to do about a known Nix failure, recognised from its stderr.
-pub fn hint(stderr: &str) -> Option<&'static str> {
-    let known: [(&str, &str); 8] = [
-        (
-            "requires Nix >=",
-            "this nixpkgs needs a newer Nix than the one installed: upgrade Nix (current nixpkgs needs 2.18 or newer; Debian 12 has 2.8, Debian 13 has 2.26)",
-        ),
-        (
-            "is disabled",
-            "Nix refused an experimental feature although silo enables nix-command and flakes on the command line; Nix 2.4 or newer is needed",
-        ),
-        (
-            "requires lock file changes",
-            ".silo/flake.lock lacks an input: run `silo update` to add it (or delete the file to start again from silo's pins)",
-        ),
-        (
-            "daemon-socket",
-            "cannot reach nix-daemon: start it (systemctl start nix-daemon) and make sure your user may use it (Debian: add it to the group nix-users, then log in again)",
-        ),
-        (
-            "hash mismatch in fixed-output derivation",
-            "a pinned hash does not match what was downloaded; if it is the Fedora base image, refresh nix/fedora.json (see nix/fedora.nix)",
-        ),
-        (
-            "unable to download",
-            "Nix could not download an input or a store path: check the network and the substituters in nix.conf",
-        ),
-        (
-            "Could not resolve host",
-            "Nix could not download an input or a store path: check the network and the substituters in nix.conf",
-        ),
-        (
-            "while evaluating the module argument",
-            "home.nix or home.user.nix uses a module argument that is not available; check the function header `{ config, pkgs, ... }:`",
-        ),
-    ];
-    known
-        .iter()
-        .find(|(needle, _)| stderr.contains(needle))
-        .map(|(_, hint)| *hint)
+/// Known Nix failures: a text in one of Nix's error messages, and what to do.
+const KNOWN: [(&str, &str); 8] = [
+    (
+        "requires Nix >=",
+        "this nixpkgs needs a newer Nix than the one installed: upgrade Nix (current nixpkgs needs 2.18 or newer; Debian 12 has 2.8, Debian 13 has 2.26)",
+    ),
+    (
+        "is disabled",
+        "Nix refused an experimental feature although silo enables nix-command and flakes on the command line; Nix 2.4 or newer is needed",
+    ),
+    (
+        "requires lock file changes",
+        ".silo/flake.lock lacks an input: run `silo update` to add it (or delete the file to start again from silo's pins)",
+    ),
+    (
+        "daemon-socket",
+        "cannot reach nix-daemon: start it (systemctl start nix-daemon) and make sure your user may use it (Debian: add it to the group nix-users, then log in again)",
+    ),
+    (
+        "hash mismatch in fixed-output derivation",
+        "a pinned hash does not match what was downloaded; if it is the Fedora base image, refresh nix/fedora.json (see nix/fedora.nix)",
+    ),
+    (
+        "unable to download",
+        "Nix could not download an input or a store path: check the network and the substituters in nix.conf",
+    ),
+    (
+        "Could not resolve host",
+        "Nix could not download an input or a store path: check the network and the substituters in nix.conf",
+    ),
+    (
+        "option `home.stateVersion' is not of type",
+        "home.stateVersion names a release this home-manager does not know: remove it from home.nix or home.user.nix (silo then uses home-manager's own release, up to the newest silo was tested with) or choose one of the values listed",
+    ),
+];
+
+/// What to do about a known Nix failure. Only Nix's error messages are read, the last
+/// first: a trace line mentions everything evaluation passed through, not what failed.
+pub fn hint(stderr: &str) -> Option<String> {
+    let messages = crate::nix_log::error_messages(stderr);
+    if let Some(hint) = messages.first().and_then(|m| module_argument(m, stderr)) {
+        return Some(hint);
+    }
+    messages.iter().find_map(|message| {
+        KNOWN
+            .iter()
+            .find(|(needle, _)| message.contains(needle))
+            .map(|(_, hint)| (*hint).to_owned())
+    })
+}
+
+/// A home.nix header asking for a module argument nobody provides: home-manager passes
+/// arguments lazily, so the error is the missing attribute, and the trace says whose.
+fn module_argument(message: &str, stderr: &str) -> Option<String> {
+    let quoted = |text: &str, after: &str| -> Option<String> {
+        let start = text.find(after)? + after.len();
+        let len = text[start..].find('\'')?;
+        Some(text[start..start + len].to_owned())
+    };
+    let name = quoted(message, "error: attribute '")
+        .filter(|_| {
+            message
+                .lines()
+                .next()
+                .is_some_and(|l| l.ends_with("' missing"))
+        })
+        .filter(|name| {
+            stderr.contains(&format!("while evaluating the module argument `{name}' in"))
+        })
+        // The fixture's module system (and old nixpkgs) call the module function instead.
+        .or_else(|| quoted(message, "called without required argument '"))?;
+    Some(format!(
+        "home.nix or home.user.nix asks for the module argument `{name}`, which home-manager does not provide: remove it from the function header `{{ config, pkgs, ... }}:` (packages are `pkgs.{name}`)"
+    ))
 }
 
 #[cfg(test)]
@@ -165,13 +211,17 @@ mod tests {
     fn build_command_line() {
         let dir = Path::new("/p/.silo");
         assert_eq!(
-            build(dir, &BTreeMap::new(), false).to_string(),
+            build(dir, &BTreeMap::new(), BuildFlags::default()).to_string(),
             "nix --extra-experimental-features 'nix-command flakes' build --json --no-link --no-update-lock-file path:/p/.silo#image"
         );
+        let all = BuildFlags {
+            no_cache: true,
+            show_trace: true,
+        };
         assert_eq!(
-            build(dir, &overrides(), true).to_string(),
+            build(dir, &overrides(), all).to_string(),
             "nix --extra-experimental-features 'nix-command flakes' build --json --no-link --no-update-lock-file \
-             --option eval-cache false --refresh \
+             --option eval-cache false --refresh --show-trace \
              --override-input home-manager github:me/hm --override-input nixpkgs path:/fx/nixpkgs path:/p/.silo#image"
         );
     }
@@ -246,5 +296,75 @@ mod tests {
         let old = "error: This version of Nixpkgs requires Nix >= 2.18, please upgrade:";
         assert!(hint(old).unwrap().contains("upgrade Nix"));
         assert_eq!(hint("error: attribute 'foo' missing"), None);
+    }
+
+    /// The end of Nix 2.26's output for a home.nix setting home.stateVersion = "25.11"
+    /// with home-manager 25.05: its trace passes through a module argument.
+    const STATE_VERSION: &str = "error:
+       … while evaluating the module argument `pkgs' in \"/nix/store/y3s3hn0rcpkidimi3nrfw7icwl8fc6ay-source/modules/services/mako.nix\":
+
+       … while evaluating the module argument `pkgsPath' in \"/nix/store/y3s3hn0rcpkidimi3nrfw7icwl8fc6ay-source/modules/misc/nixpkgs.nix\":
+
+       … while evaluating the option `home.stateVersion':
+
+       (stack trace truncated; use '--show-trace' to show the full, detailed trace)
+
+       error: A definition for option `home.stateVersion' is not of type `one of \"18.09\", \"19.03\", \"19.09\", \"20.03\", \"20.09\", \"21.03\", \"21.05\", \"21.11\", \"22.05\", \"22.11\", \"23.05\", \"23.11\", \"24.05\", \"24.11\", \"25.05\"'. Definition values:
+       - In `/nix/store/g2g79pf4abbj9cn310ha8f10v5ap90cc-source/home.nix': \"25.11\"
+";
+
+    #[test]
+    fn hints_follow_the_error_not_the_trace() {
+        let hint_text = hint(STATE_VERSION).unwrap();
+        assert!(
+            hint_text.starts_with("home.stateVersion names a release"),
+            "{hint_text}"
+        );
+        // A plain evaluation error whose trace passes through module arguments.
+        let cut = STATE_VERSION.find("       error: A definition").unwrap();
+        let thrown = format!("{}       error: broken on purpose\n", &STATE_VERSION[..cut]);
+        assert!(thrown.contains("module argument `pkgs'"));
+        assert_eq!(hint(&thrown), None, "{thrown}");
+    }
+
+    #[test]
+    fn a_module_argument_nobody_provides() {
+        // Nix 2.26, nixpkgs 25.05: `{ foo, ... }: { home.packages = [ foo ]; }`.
+        let real = "       … while evaluating definitions from `/nix/store/vws0-source/home.nix':
+
+       … while evaluating the module argument `foo' in \"/nix/store/vws0-source/home.nix\":
+
+       (stack trace truncated; use '--show-trace' to show the full, detailed trace)
+
+       error: attribute 'foo' missing
+       at /nix/store/qybx-source/lib/modules.nix:652:66:
+          651|       extraArgs = mapAttrs (
+";
+        let expected = "home.nix or home.user.nix asks for the module argument `foo`, which home-manager does not provide: remove it from the function header `{ config, pkgs, ... }:` (packages are `pkgs.foo`)";
+        assert_eq!(hint(real).as_deref(), Some(expected));
+        // Nix 2.8 with the fixture's module system.
+        let fixture = "error: anonymous function at /nix/store/kxsm-source/home.nix:1:1 called without required argument 'foo'\n\n       at /nix/store/sarj-source/lib.nix:364:17:\n";
+        assert_eq!(hint(fixture).as_deref(), Some(expected));
+        // A missing package is not a module argument.
+        let package =
+            "       … while evaluating definitions from `/nix/store/i379-source/home.nix':
+
+       error: attribute 'nosuchpackage' missing
+       at /nix/store/i379-source/home.nix:3:21:
+";
+        assert_eq!(hint(package), None);
+    }
+
+    #[test]
+    fn a_build_failure_is_explained_by_an_earlier_error() {
+        // Nix 2.26: the last error is only the consequence.
+        let build = "error: builder for '/nix/store/5jrd-bash-5.2.tar.gz.drv' failed with exit code 1;
+       last 1 log lines:
+       >        error: unable to download 'https://ftpmirror.gnu.org/bash/bash-5.2.tar.gz': Could not resolve hostname (6) Could not resolve host: ftpmirror.gnu.org
+       For full logs, run:
+         nix log /nix/store/5jrd-bash-5.2.tar.gz.drv
+error: 1 dependencies of derivation '/nix/store/cp6m-silo-4tavscb7.tar.drv' failed to build
+";
+        assert!(hint(build).unwrap().contains("check the network"));
     }
 }

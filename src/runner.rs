@@ -210,6 +210,16 @@ impl Runner {
     /// Runs a long command: its stderr (progress) is shown live, its stdout is captured.
     /// On failure the error keeps the last lines of stderr so they can be recognised.
     pub fn stream(&self, inv: &Invocation) -> Result<String> {
+        self.stream_filtered(inv, &mut |line| Some(line.to_owned()))
+    }
+
+    /// `stream`, showing each stderr line as `filter` makes it (None leaves it out); the
+    /// error keeps the lines as shown.
+    pub fn stream_filtered(
+        &self,
+        inv: &Invocation,
+        filter: &mut dyn FnMut(&str) -> Option<String>,
+    ) -> Result<String> {
         let stdout_file = tempfile::NamedTempFile::new().context("creating a temporary file")?;
         let mut reader = self
             .expression(inv, true)
@@ -218,7 +228,7 @@ impl Runner {
             .stdout_stderr_swap()
             .reader()
             .map_err(|e| Self::spawn_error(inv, e))?;
-        let tail = forward_lines(&mut reader, &mut io::stderr())
+        let tail = forward_lines(&mut reader, &mut io::stderr(), filter)
             .with_context(|| format!("reading the output of `{inv}`"))?;
         let status = reader
             .try_wait()
@@ -261,8 +271,13 @@ fn exit_code(status: &std::process::ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-/// Copies lines from `input` to `output` as they arrive and returns the last few.
-fn forward_lines(input: impl Read, output: &mut impl Write) -> io::Result<String> {
+/// Copies lines from `input` to `output` as they arrive, as `filter` makes them, and
+/// returns the last few copied.
+fn forward_lines(
+    input: impl Read,
+    output: &mut impl Write,
+    filter: &mut dyn FnMut(&str) -> Option<String>,
+) -> io::Result<String> {
     let mut tail = VecDeque::with_capacity(STREAM_TAIL_LINES);
     let mut reader = BufReader::new(input);
     let mut line = Vec::new();
@@ -271,12 +286,17 @@ fn forward_lines(input: impl Read, output: &mut impl Write) -> io::Result<String
         if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        output.write_all(&line)?;
+        let text = String::from_utf8_lossy(&line);
+        let Some(mut shown) = filter(text.trim_end_matches(['\n', '\r'])) else {
+            continue;
+        };
+        shown.push('\n');
+        output.write_all(shown.as_bytes())?;
         output.flush()?;
         if tail.len() == STREAM_TAIL_LINES {
             tail.pop_front();
         }
-        tail.push_back(String::from_utf8_lossy(&line).into_owned());
+        tail.push_back(shown);
     }
     Ok(tail.into_iter().collect())
 }
@@ -336,10 +356,21 @@ mod tests {
     fn forward_lines_copies_everything_and_keeps_the_tail() {
         let input: String = (0..100).map(|i| format!("line {i}\n")).collect();
         let mut out = Vec::new();
-        let tail = forward_lines(input.as_bytes(), &mut out).unwrap();
+        let tail = forward_lines(input.as_bytes(), &mut out, &mut |l| Some(l.to_owned())).unwrap();
         assert_eq!(out, input.as_bytes());
         assert!(tail.starts_with("line 40\n"));
         assert!(tail.ends_with("line 99\n"));
+    }
+
+    #[test]
+    fn forward_lines_shows_and_keeps_what_the_filter_makes() {
+        let mut out = Vec::new();
+        let tail = forward_lines("a\nskip\nb".as_bytes(), &mut out, &mut |l| {
+            (l != "skip").then(|| l.to_uppercase())
+        })
+        .unwrap();
+        assert_eq!(out, b"A\nB\n");
+        assert_eq!(tail, "A\nB\n");
     }
 
     #[test]

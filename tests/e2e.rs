@@ -688,6 +688,45 @@ fn nix_library_parses_and_evaluates() {
     assert_eq!(eval["image"], "silo-ab3f9c12.tar");
 }
 
+/// `~/.local/state` kept on the volume (a natural private path) outlives the container,
+/// but the activation's results (~/.nix-profile) do not: a new container must activate
+/// again, or `enter` finds no profile.
+#[test]
+fn a_persisted_state_directory_does_not_skip_activation() {
+    root_only!();
+    let env = real_env!(None);
+    let user_toml = env.config.join("silo/silo.user.toml");
+    let text = fs::read_to_string(&user_toml).unwrap().replace(
+        "private_paths = []",
+        "private_paths = [\"$HOME/.local/state/\"]",
+    );
+    fs::write(&user_toml, text).unwrap();
+    let profile_shell = "command -v silo-shell";
+    env.silo(&["start"]).success();
+    let name = format!("silo-{}", env.id());
+    let activations = || {
+        let logs = env.podman(&["logs", &name]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        )
+        .matches("silo: activating home-manager")
+        .count()
+    };
+    assert_eq!(
+        silo_exec(&env, &env.ws, profile_shell),
+        "/home/alice/.nix-profile/bin/silo-shell\n"
+    );
+    env.silo(&["stop"]).success();
+    env.silo(&["start"]).success();
+    assert_eq!(activations(), 1, "the new container activated");
+    assert_eq!(
+        silo_exec(&env, &env.ws, profile_shell),
+        "/home/alice/.nix-profile/bin/silo-shell\n"
+    );
+}
+
 /// Two terminals running silo on the same new workspace at once: one builds and
 /// creates, the other waits and joins; neither fails with a podman name conflict.
 #[test]
