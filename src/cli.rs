@@ -59,7 +59,7 @@ pub enum Command {
     /// Does nothing when the container is already running.
     Start,
 
-    /// Manage the persistence volume `silo`.
+    /// Manage the volumes of the persisted paths.
     #[command(subcommand)]
     Volume(VolumeCommand),
 
@@ -75,7 +75,7 @@ pub enum Command {
     /// Example: silo exec -- cargo test
     Exec(ExecArgs),
 
-    /// Stop and remove the workspace container. Data in the workspace and on the volume stays.
+    /// Stop and remove the workspace container. Data in the workspace and the volumes stays.
     Stop,
 
     /// Remove the workspace image (and the stopped container first). Fails if the container runs.
@@ -160,11 +160,12 @@ pub struct BuildArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
-    /// Create the configured shared and private paths on the volume `silo`.
+    /// Create the volumes of the configured shared and private paths.
     ///
-    /// Directories (trailing slash) and files are created at shared/<path> and
-    /// <id>/<path> on the volume, owned by the container user, using a temporary
-    /// container of the workspace image. Safe to re-run.
+    /// Each persisted path has a named volume of its own (silo-shared-<path>-<hash> or
+    /// silo-<id>-<path>-<hash>); a persisted file is created in its volume, owned by
+    /// the container user. Data of these paths in the old single volume `silo` is moved
+    /// into them (in a short-lived container of the workspace image). Safe to re-run.
     Setup,
 }
 

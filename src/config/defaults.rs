@@ -45,7 +45,7 @@ pub fn user_toml(user: &UserName) -> String {
 user = "{user}"
 
 [persistence]
-# Paths kept on the volume `silo` across containers and rebuilds. A trailing slash
+# Paths kept in volumes across containers and rebuilds. A trailing slash
 # marks a directory, otherwise a file; $HOME is the container user's home.
 # shared_paths are shared by all workspaces, private_paths are per workspace.
 # Example: shared_paths = ["$HOME/.cache/uv/"]
@@ -78,7 +78,7 @@ id = "{id}"
 podman = {podman}
 
 [persistence]
-# Paths kept on the volume `silo`, after the user file's (see silo.user.toml).
+# Paths kept in volumes, after the user file's (see silo.user.toml).
 shared_paths = []
 private_paths = []
 
