@@ -78,6 +78,35 @@ fn a_change_to_silo_toml_waits_for_approval_and_names_dangerous_arguments() {
 }
 
 #[test]
+fn on_a_terminal_silo_asks() {
+    let env = TestEnv::with_fakes();
+    init(&env, &[]);
+    env.edit(".silo/silo.toml", |text| {
+        text.replace("ports = []", "ports = [\"8080:8080\"]")
+    });
+    env.clear_calls();
+    let no = env.silo_on_terminal(&env.ws, &["start"], "n\n");
+    assert_eq!(no.code(), Some(1), "{}", no.stdout());
+    assert!(
+        no.stdout().contains("ports: (none) -> 8080:8080"),
+        "{}",
+        no.stdout()
+    );
+    assert!(
+        no.stdout()
+            .contains("Approve these settings and continue? [y/N]")
+    );
+    assert!(no.stdout().contains("not approved; nothing was changed"));
+    nothing_applied(&env);
+    let yes = env.silo_on_terminal(&env.ws, &["start"], "y\n");
+    assert_eq!(yes.code(), Some(0), "{}", yes.stdout());
+    assert!(create_line(&env).contains("--publish 8080:8080"));
+    // Approved once: no more questions.
+    env.silo(&["status"]).success();
+    assert!(!env.silo(&["status"]).stderr().contains("not approved"));
+}
+
+#[test]
 fn a_workspace_silo_did_not_create_is_shown_whole_home_nix_included() {
     let env = TestEnv::with_fakes();
     init(&env, &[]);

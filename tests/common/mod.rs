@@ -210,7 +210,8 @@ impl TestEnv {
         self
     }
 
-    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+    /// The environment silo runs with: the test's home and config, stand-ins on PATH.
+    fn vars(&self) -> Vec<(String, String)> {
         let path = if self.real {
             format!(
                 "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -230,6 +231,11 @@ impl TestEnv {
             ("SILO_TEST_STATE".into(), self.state.display().to_string()),
         ];
         vars.extend(self.env.iter().cloned());
+        vars
+    }
+
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let vars = self.vars();
         let mut cmd = match &self.user {
             // runuser keeps nothing of the caller's environment with `env -i`.
             Some(user) => {
@@ -272,6 +278,31 @@ impl TestEnv {
         stdin.write_all(input.as_bytes()).expect("writing stdin");
         drop(stdin);
         Run::new(args, child.wait_with_output().expect("waiting for silo"))
+    }
+
+    /// Runs silo with a terminal (a pseudo-terminal from util-linux `script`) as stdin,
+    /// stdout and stderr, typing `input`; output arrives merged in `stdout`.
+    pub fn silo_on_terminal(&self, dir: &Path, args: &[&str], input: &str) -> Run {
+        assert!(self.user.is_none(), "only for the test's own user");
+        let line = std::iter::once(self.silo_bin.display().to_string())
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let script = find_in_path("script").expect("script(1) from util-linux");
+        let mut child = Command::new(script)
+            .args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .envs(self.vars())
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running script(1) (util-linux)");
+        let mut stdin = child.stdin.take().expect("a stdin pipe");
+        stdin.write_all(input.as_bytes()).expect("typing");
+        drop(stdin);
+        Run::new(args, child.wait_with_output().expect("waiting for script"))
     }
 
     /// Runs `count` silo processes with the same arguments in the workspace at once.
