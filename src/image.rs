@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::config::values::FLAKE_INPUTS;
+use crate::errors::with_hint;
 use crate::flake;
 use crate::home_nix;
 use crate::init::PODMAN_OPTION;
@@ -31,7 +32,7 @@ fn explain_nix(err: anyhow::Error) -> anyhow::Error {
         .downcast_ref::<CommandFailed>()
         .and_then(|f| nix::hint(&f.stderr));
     match hint {
-        Some(hint) => err.context(hint),
+        Some(hint) => with_hint(err, hint),
         None => err,
     }
 }
@@ -84,10 +85,11 @@ pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> 
         }
         _ => eprintln!("Building {image}"),
     }
-    build(s, options)
+    build(s, options, state != ImageState::Missing)
 }
 
-fn build(s: &Session, options: BuildOptions) -> Result<()> {
+/// `had_image`: an image of this workspace exists already (a failed build keeps it).
+fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
     let version = check_nix(s)?;
     if version < nix::NIXPKGS_MIN_VERSION && !s.config.inputs.contains_key("nixpkgs") {
         let (major, minor) = nix::NIXPKGS_MIN_VERSION;
@@ -122,7 +124,11 @@ fn build(s: &Session, options: BuildOptions) -> Result<()> {
             &mut |line| log.line(line),
         )
         .map_err(explain_nix)
-        .context("nix build failed; the previous image and container are untouched")?;
+        .context(if had_image {
+            "nix build failed; the previous image and container are untouched"
+        } else {
+            "nix build failed"
+        })?;
     let archive = nix::parse_build_output(&stdout)?;
 
     eprintln!("Loading {} into Podman...", archive.display());

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::container::{self, Record};
+use crate::errors::with_hint;
 use crate::image::{self, BuildOptions};
 use crate::lock;
 use crate::migrate;
@@ -256,7 +257,7 @@ fn start(s: &Session) -> Result<()> {
                 .and_then(|f| podman::start_hint(&f.stderr));
             let err = err.context(format!("cannot start {}", s.names.container));
             match hint {
-                Some(hint) => err.context(hint),
+                Some(hint) => with_hint(err, hint),
                 None => err,
             }
         })?;

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod container;
 mod devcontainer;
+mod errors;
 mod fingerprint;
 mod flake;
 #[cfg(test)]
@@ -40,8 +41,8 @@ fn main() -> ExitCode {
     match app::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            // `{:#}` prints the whole context chain: what failed, why, and the hint.
-            eprintln!("silo: {err:#}");
+            // What failed, each cause on its own line, then the advice.
+            eprint!("{}", errors::render(&err));
             ExitCode::FAILURE
         }
     }

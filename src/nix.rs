@@ -115,7 +115,7 @@ pub fn parse_build_output(stdout: &str) -> Result<PathBuf> {
 }
 
 /// Known Nix failures: a text in one of Nix's error messages, and what to do.
-const KNOWN: [(&str, &str); 8] = [
+const KNOWN: [(&str, &str); 7] = [
     (
         "requires Nix >=",
         "this nixpkgs needs a newer Nix than the one installed: upgrade Nix (current nixpkgs needs 2.18 or newer; Debian 12 has 2.8, Debian 13 has 2.26)",
@@ -137,12 +137,8 @@ const KNOWN: [(&str, &str); 8] = [
         "a pinned hash does not match what was downloaded; if it is the Fedora base image, refresh nix/fedora.json (see nix/fedora.nix)",
     ),
     (
-        "unable to download",
-        "Nix could not download an input or a store path: check the network and the substituters in nix.conf",
-    ),
-    (
         "Could not resolve host",
-        "Nix could not download an input or a store path: check the network and the substituters in nix.conf",
+        "Nix could not download an input or a store path: check the network, a proxy, and the substituters in nix.conf; to build offline, point the flake inputs at local checkouts with [nix.inputs] in silo.user.toml",
     ),
     (
         "option `home.stateVersion' is not of type",
@@ -157,12 +153,30 @@ pub fn hint(stderr: &str) -> Option<String> {
     if let Some(hint) = messages.first().and_then(|m| module_argument(m, stderr)) {
         return Some(hint);
     }
+    if let Some(hint) = messages.iter().find_map(|m| unreachable(m)) {
+        return Some(hint);
+    }
     messages.iter().find_map(|message| {
         KNOWN
             .iter()
             .find(|(needle, _)| message.contains(needle))
             .map(|(_, hint)| (*hint).to_owned())
     })
+}
+
+/// A download that failed: name the host and the way to build without it.
+fn unreachable(message: &str) -> Option<String> {
+    let start = message.find("unable to download '")? + "unable to download '".len();
+    let url = &message[start..start + message[start..].find('\'')?];
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .filter(|h| !h.is_empty())
+        .unwrap_or(url);
+    Some(format!(
+        "Nix could not reach {host} (for {url}): check the network, a proxy, and the substituters in nix.conf; to build without {host}, point the flake inputs at a mirror or a local checkout with [nix.inputs] in silo.user.toml (e.g. nixpkgs = \"path:/src/nixpkgs\")"
+    ))
 }
 
 /// A home.nix header asking for a module argument nobody provides: home-manager passes
@@ -296,6 +310,14 @@ mod tests {
         let old = "error: This version of Nixpkgs requires Nix >= 2.18, please upgrade:";
         assert!(hint(old).unwrap().contains("upgrade Nix"));
         assert_eq!(hint("error: attribute 'foo' missing"), None);
+        // Offline, Nix 2.8 (2.26 adds "Could not resolve host: github.com").
+        let offline = "error: unable to download 'https://api.github.com/repos/NixOS/nixpkgs/commits/ffb3c9b7': Couldn't resolve host name (6)\n(use '--show-trace' to show detailed location information)";
+        let h = hint(offline).unwrap();
+        assert!(
+            h.starts_with("Nix could not reach api.github.com (for https://api.github.com/repos/NixOS/nixpkgs/commits/ffb3c9b7)"),
+            "{h}"
+        );
+        assert!(h.contains("[nix.inputs]"), "{h}");
     }
 
     /// The end of Nix 2.26's output for a home.nix setting home.stateVersion = "25.11"

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use crate::config::file::WorkspaceFile;
 use crate::config::{self, Config, USER_TOML_FILE, UserDir};
 use crate::container::Record;
+use crate::errors::WithHint;
 use crate::fingerprint::Fingerprint;
 use crate::flake::Inputs;
 use crate::init::{self, Report};
@@ -147,11 +148,10 @@ impl Session {
             }
             bail!("not approved; nothing was changed");
         }
-        bail!(
-            "{}Nothing was applied. Review and approve these settings with `silo trust` in {}.",
-            review.render(),
+        Err(anyhow::anyhow!("{}Nothing was applied.", review.render())).hint(format!(
+            "review and approve these settings with `silo trust` in {}",
             self.ws.root.display()
-        )
+        ))
     }
 
     pub fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {

@@ -165,7 +165,13 @@ fn a_failed_build_keeps_the_previous_image_and_explains() {
     let run = env.silo(&["build"]);
     run.code_is(1)
         .stderr_has("error: experimental Nix feature 'flakes' is disabled")
-        .stderr_has("silo: cannot build the workspace image: nix build failed; the previous image and container are untouched: Nix refused an experimental feature although silo enables nix-command and flakes on the command line; Nix 2.4 or newer is needed: `nix --extra-experimental-features 'nix-command flakes' build");
+        .stderr_has(
+            "silo: cannot build the workspace image\n\
+             caused by: nix build failed; the previous image and container are untouched\n\
+             caused by: `nix --extra-experimental-features 'nix-command flakes' build",
+        )
+        .stderr_has(" failed with exit code 1 (its output is above)\n\
+             hint: Nix refused an experimental feature although silo enables nix-command and flakes on the command line; Nix 2.4 or newer is needed\n");
     assert_eq!(fs::read_to_string(env.state.join("image")).unwrap(), image);
     assert!(env.calls_starting("podman", &["load"]).len() == 1);
 }

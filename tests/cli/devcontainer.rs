@@ -119,7 +119,10 @@ fn devcontainer_json_is_kept_unless_updated_and_invalid_sources_write_nothing() 
     let path = env.ws.join(".silo/devcontainer.json");
     env.silo(&["devcontainer", "--update"])
         .code_is(1)
-        .stderr_has(&format!("silo: cannot generate .devcontainer.json: invalid JSON in {} at line 4, column 5: key must be a string", path.display()));
+        .stderr_has(&format!(
+            "silo: cannot generate .devcontainer.json\ncaused by: invalid JSON in {} at line 4, column 5: key must be a string",
+            path.display()
+        ));
     assert_eq!(env.read(".devcontainer.json"), "{ \"mine\": true }\n");
 
     env.write(".silo/devcontainer.json", "{}\n");

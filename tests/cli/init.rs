@@ -162,7 +162,9 @@ fn init_podman_refuses_a_broken_home_nix_and_writes_nothing() {
     let before = env.snapshot(&env.ws);
     let run = env.silo(&["init", "--podman"]);
     run.code_is(1).stderr_has(&format!(
-        "silo: cannot initialise the workspace: cannot change silo.podman.enable in {}: it is not valid Nix: unexpected `}}` at line 4, column 1",
+        "silo: cannot initialise the workspace\n\
+         caused by: cannot change silo.podman.enable in {}\n\
+         caused by: it is not valid Nix: unexpected `}}` at line 4, column 1",
         env.ws.join(".silo/home.nix").display()
     ));
     assert_eq!(env.snapshot(&env.ws), before);
@@ -241,7 +243,7 @@ fn configuration_errors_print_the_whole_chain() {
     let path = env.ws.join(".silo/silo.toml");
     let run = env.silo(&["build"]);
     run.code_is(1).stderr_has(&format!(
-        "silo: cannot build the workspace image: invalid configuration in {}:",
+        "silo: cannot build the workspace image\ncaused by: invalid configuration in {}:",
         path.display()
     ));
     let run = env.silo(&["status"]);

@@ -39,7 +39,7 @@ fn a_change_to_silo_toml_waits_for_approval_and_names_dangerous_arguments() {
         .stderr_has("DANGEROUS create_args")
         .stderr_has("--cap-add SYS_ADMIN: adds the capability SYS_ADMIN")
         .stderr_has("-v /:/host: mounts the host path /")
-        .stderr_has("Review and approve these settings with `silo trust`");
+        .stderr_has("hint: review and approve these settings with `silo trust` in ");
     nothing_applied(&env);
     env.silo(&["build"]).code_is(1).stderr_has("silo trust");
     env.silo(&["volume", "setup"])
@@ -126,7 +126,7 @@ fn a_workspace_silo_did_not_create_is_shown_whole_home_nix_included() {
         .stderr_has("silo has not approved the workspace")
         .stderr_has("(it was not created by `silo init` here)")
         .stderr_has("id                 clone001")
-        .stderr_has("    |   home.packages = [ pkgs.hello ];");
+        .stderr_has("      |   home.packages = [ pkgs.hello ];");
     nothing_applied(&env);
     env.silo_in(&cloned, &["trust"]).success();
     env.silo_in(&cloned, &["start"]).success();
@@ -140,8 +140,8 @@ fn a_workspace_silo_did_not_create_is_shown_whole_home_nix_included() {
     .unwrap();
     env.silo_in(&cloned, &["start"])
         .code_is(1)
-        .stderr_has("    -   home.packages = [ pkgs.hello ];")
-        .stderr_has("    +   home.packages = [ pkgs.hello pkgs.evil ];");
+        .stderr_has("      -   home.packages = [ pkgs.hello ];")
+        .stderr_has("      +   home.packages = [ pkgs.hello pkgs.evil ];");
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn a_deeply_nested_home_nix_is_an_error_not_a_crash() {
     env.write(".silo/home.nix", &deep);
     env.silo(&["init", "--podman"])
         .code_is(1)
-        .stderr_has("home.nix: it nests 60001 levels deep");
+        .stderr_has("home.nix\ncaused by: it nests 60001 levels deep");
     assert_eq!(env.read(".silo/home.nix"), deep);
     assert!(env.read(".silo/silo.toml").contains("podman = false"));
 }
