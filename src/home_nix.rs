@@ -16,7 +16,7 @@ use anyhow::{Result, anyhow, bail};
 use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 
-use crate::config::file::line_col;
+use crate::config::problems::line_col;
 
 /// Where an option stands in a module's top-level attribute set.
 enum Lookup {

@@ -2,13 +2,13 @@
 //! and errors that name the file, the line and the key.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::problems::{Problems, type_error};
 use super::values::{FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId};
 
 /// Which of the two files is being read: they allow different keys.
@@ -132,54 +132,14 @@ pub struct WorkspaceFile {
     pub common: CommonSettings,
 }
 
-/// Collects every problem of one file before reporting, so one run shows them all.
-struct Problems<'a> {
-    source: &'a str,
-    list: Vec<(Option<Range<usize>>, String)>,
-}
-
-impl<'a> Problems<'a> {
-    fn add(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
-        self.list.push((span, message.into()));
-    }
-
-    fn into_result(self, path: &Path) -> anyhow::Result<()> {
-        if self.list.is_empty() {
-            return Ok(());
-        }
-        let mut msg = format!("invalid configuration in {}:", path.display());
-        for (span, problem) in &self.list {
-            match span {
-                Some(span) => {
-                    let (line, col) = line_col(self.source, span.start);
-                    write!(msg, "\n  {}:{line}:{col}: {problem}", path.display())
-                }
-                None => write!(msg, "\n  {}: {problem}", path.display()),
-            }
-            .expect("writing to a String");
-        }
-        Err(anyhow::anyhow!(msg))
-    }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, col)
-}
-
 fn parse_raw(source: &str, path: &Path) -> anyhow::Result<RawFile> {
     toml::from_str(source).map_err(|err| {
-        let mut problems = Problems {
-            source,
-            list: Vec::new(),
-        };
-        problems.add(err.span(), err.message().trim_end());
+        let mut problems = Problems::new(source);
+        let message = err
+            .span()
+            .and_then(|span| type_error(err.message().trim_end(), source, span.start))
+            .unwrap_or_else(|| err.message().trim_end().to_owned());
+        problems.add(err.span(), message);
         problems
             .into_result(path)
             .expect_err("one problem was added")
@@ -189,10 +149,7 @@ fn parse_raw(source: &str, path: &Path) -> anyhow::Result<RawFile> {
 /// Reads the user file from its text.
 pub fn parse_user(source: &str, path: &Path) -> anyhow::Result<UserFile> {
     let raw = parse_raw(source, path)?;
-    let mut problems = Problems {
-        source,
-        list: Vec::new(),
-    };
+    let mut problems = Problems::new(source);
     let kind = FileKind::User;
     let general = raw.general.unwrap_or_default();
     if let Some(id) = &general.id {
@@ -221,10 +178,7 @@ pub fn parse_user(source: &str, path: &Path) -> anyhow::Result<UserFile> {
 /// Reads the workspace file from its text.
 pub fn parse_workspace(source: &str, path: &Path) -> anyhow::Result<WorkspaceFile> {
     let raw = parse_raw(source, path)?;
-    let mut problems = Problems {
-        source,
-        list: Vec::new(),
-    };
+    let mut problems = Problems::new(source);
     let kind = FileKind::Workspace;
     let general = raw.general.unwrap_or_default();
     if let Some(user) = &general.user {
@@ -390,6 +344,7 @@ mod tests {
 
     #[test]
     fn line_and_column() {
+        use super::super::problems::line_col;
         let src = "ab\ncd\n";
         assert_eq!(line_col(src, 0), (1, 1));
         assert_eq!(line_col(src, 4), (2, 2));
@@ -504,19 +459,37 @@ processes = 1024
             "[general]\nid = \"ab3f9c12\"\n[limits]\nmemory = \"2g\"\n",
         ));
         assert!(
-            msg.contains("/ws/.silo/silo.toml:4:10: invalid type: string \"2g\", expected i64"),
+            msg.contains(
+                "/ws/.silo/silo.toml:4:10: [limits].memory: expected a whole number, found the string \"2g\""
+            ),
             "{msg}"
         );
         let msg = err(workspace(
             "[general]\nid = \"ab3f9c12\"\n[features]\npodman = \"yes\"\n",
         ));
         assert!(
-            msg.contains(":4:10: invalid type: string \"yes\", expected a boolean"),
+            msg.contains(
+                ":4:10: [features].podman: expected true or false, found the string \"yes\""
+            ),
             "{msg}"
         );
         let msg = err(user("[network]\nports = \"8080:80\"\n"));
         assert!(
-            msg.contains(":2:9: invalid type: string \"8080:80\", expected a sequence"),
+            msg.contains(
+                ":2:9: [network].ports: expected a list [ ... ], found the string \"8080:80\""
+            ),
+            "{msg}"
+        );
+        let msg = err(user(
+            "[persistence]\nshared_paths = [\n  \"$HOME/.a/\",\n  2,\n]\n",
+        ));
+        assert!(
+            msg.contains(":4:3: [persistence].shared_paths: expected a string in quotes, found the whole number 2"),
+            "{msg}"
+        );
+        let msg = err(workspace("[limits]\ncpus = true\n"));
+        assert!(
+            msg.contains("[limits].cpus: expected a number, found true"),
             "{msg}"
         );
     }

@@ -3,6 +3,7 @@
 pub mod defaults;
 pub mod edit;
 pub mod file;
+pub mod problems;
 pub mod values;
 
 use std::collections::BTreeMap;
