@@ -164,6 +164,18 @@ fn trust(s: &Session, revoke: bool) -> Result<()> {
     Ok(())
 }
 
+/// A command line silo cannot make sense of: exit status 2, as clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// An exit status from the container, as silo's own.
 fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -172,17 +184,21 @@ fn exit_code(code: i32) -> ExitCode {
 /// `silo help`: every command's full help, one after the other; `silo help CMD...`: one.
 fn print_help(path: &[String]) -> Result<()> {
     let mut cli = Cli::command();
+    // Built, the commands know their full name (`silo build`) and the global options.
+    cli.build();
     if !path.is_empty() {
         let mut cmd = &mut cli;
         for name in path {
-            cmd = cmd
-                .find_subcommand_mut(name)
-                .with_context(|| format!("no command `{}`", path.join(" ")))?;
+            cmd = cmd.find_subcommand_mut(name).ok_or_else(|| {
+                anyhow::Error::new(UsageError(format!(
+                    "no command `{}`; `silo help` lists them all",
+                    path.join(" ")
+                )))
+            })?;
         }
         println!("{}", cmd.render_long_help());
         return Ok(());
     }
-    cli.build();
     println!("{}", cli.render_long_help());
     let mut stack: Vec<(String, clap::Command)> = cli
         .get_subcommands()

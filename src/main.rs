@@ -43,7 +43,14 @@ fn main() -> ExitCode {
         Err(err) => {
             // What failed, each cause on its own line, then the advice.
             eprint!("{}", errors::render(&err));
-            ExitCode::FAILURE
+            if err
+                .chain()
+                .any(|e| e.downcast_ref::<app::UsageError>().is_some())
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -222,12 +222,22 @@ fn help_prints_the_full_reference() {
         "--update",
         "--stop",
         "--json",
+        "silo trust",
+        "--revoke",
     ] {
         assert!(out.contains(command), "`silo help` lacks {command:?}");
     }
+    let one = env.silo(&["help", "build"]);
+    one.success();
+    assert!(
+        one.stdout().contains("Usage: silo build [OPTIONS]"),
+        "{}",
+        one.stdout()
+    );
+    assert!(one.stdout().contains("-v, --verbose"), "{}", one.stdout());
     env.silo(&["help", "devcontainer", "connect"]).success();
     env.silo(&["help", "nope"])
-        .failure()
+        .code_is(2)
         .stderr_has("no command `nope`");
     env.silo(&["build", "--help"]).success();
 }
