@@ -162,7 +162,8 @@ fn cpus_arg(cpus: f64) -> String {
     }
 }
 
-/// Limit flags, only for positive values: zero or negative means no limit from silo.
+/// Limit flags: zero or negative means no limit. Podman applies no CPU or memory limit
+/// without a flag, but a default pids limit (2048) unless told `-1`, unlimited.
 pub fn limit_args(limits: &Limits) -> Vec<String> {
     let mut args = Vec::new();
     if limits.cpus > 0.0 {
@@ -173,6 +174,8 @@ pub fn limit_args(limits: &Limits) -> Vec<String> {
     }
     if limits.processes > 0 {
         args.push(format!("--pids-limit={}", limits.processes));
+    } else {
+        args.push("--pids-limit=-1".to_owned());
     }
     args
 }
@@ -263,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_only_when_positive() {
+    fn zero_or_negative_limits_are_unlimited() {
         assert_eq!(
             limit_args(&Limits {
                 cpus: 2.0,
@@ -278,15 +281,15 @@ mod tests {
                 memory_mb: 0,
                 processes: -1
             }),
-            ["--cpus=0.5"]
+            ["--cpus=0.5", "--pids-limit=-1"]
         );
-        assert!(
+        assert_eq!(
             limit_args(&Limits {
                 cpus: -1.0,
                 memory_mb: -5,
                 processes: 0
-            })
-            .is_empty()
+            }),
+            ["--pids-limit=-1"]
         );
     }
 

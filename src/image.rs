@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::config::values::FLAKE_INPUTS;
-use crate::errors::with_hint;
+use crate::errors::{WithHint, with_hint};
 use crate::flake;
 use crate::home_nix;
 use crate::init::PODMAN_OPTION;
@@ -52,6 +52,24 @@ fn check_nix(s: &Session) -> Result<(u32, u32)> {
     Ok(version)
 }
 
+/// A workspace path with spaces, `#`, non-ASCII ... goes to Nix percent-encoded, which
+/// old Nix does not decode.
+fn check_flake_path(s: &Session, version: (u32, u32)) -> Result<()> {
+    if version < nix::DECODES_PATH_URLS && nix::needs_encoding(&s.ws.silo_dir()) {
+        let (major, minor) = nix::DECODES_PATH_URLS;
+        return Err(anyhow::anyhow!(
+            "Nix {}.{} cannot build a flake at {}: its path has characters a URL must encode, and this Nix does not decode them",
+            version.0,
+            version.1,
+            s.ws.silo_dir().display()
+        ))
+        .hint(format!(
+            "upgrade Nix to {major}.{minor} or newer, or move the workspace to a path of letters, digits and - . _ ~ /"
+        ));
+    }
+    Ok(())
+}
+
 /// `silo build`: the image built when needed, under the workspace lock.
 pub fn build_command(s: &Session, options: BuildOptions) -> Result<()> {
     let _lock = crate::lock::acquire(&s.silo)?;
@@ -91,6 +109,7 @@ pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> 
 /// `had_image`: an image of this workspace exists already (a failed build keeps it).
 fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
     let version = check_nix(s)?;
+    check_flake_path(s, version)?;
     if version < nix::NIXPKGS_MIN_VERSION && !s.config.inputs.contains_key("nixpkgs") {
         let (major, minor) = nix::NIXPKGS_MIN_VERSION;
         eprintln!(
@@ -199,6 +218,7 @@ pub fn update(s: &Session, requested: &[String]) -> Result<()> {
         bail!("every input is overridden by [nix.inputs]; there is no pin to update");
     }
     let version = check_nix(s)?;
+    check_flake_path(s, version)?;
     let silo_dir = s.ws.silo_dir();
     let _lock = crate::lock::acquire(&s.silo)?;
     flake::render(&s.inputs, &s.silo)?;

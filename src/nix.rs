@@ -16,11 +16,30 @@ pub const NIXPKGS_MIN_VERSION: (u32, u32) = (2, 18);
 const FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
 
 /// The workspace flake as Nix sees it. `path:` copies the directory as it is, so a
-/// surrounding git repository cannot hide untracked files from the build.
+/// surrounding git repository cannot hide untracked files from the build. It is a
+/// URL: bytes outside the characters a URL path may hold (spaces, `#`, `?`, `[`, `]`,
+/// `\\`, `%`, anything not ASCII) are percent-encoded.
 pub fn flake_ref(silo_dir: &Path) -> OsString {
-    let mut r = OsString::from("path:");
-    r.push(silo_dir);
-    r
+    use std::os::unix::ffi::OsStrExt;
+    let mut r = String::from("path:");
+    for &byte in silo_dir.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&byte) {
+            r.push(char::from(byte));
+        } else {
+            r.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    OsString::from(r)
+}
+
+/// Nix before this version takes a percent-encoded `path:` URL literally (2.8 does;
+/// 2.26 decodes it).
+pub const DECODES_PATH_URLS: (u32, u32) = (2, 18);
+
+/// Whether the workspace flake's reference needed percent-encoding.
+pub fn needs_encoding(silo_dir: &Path) -> bool {
+    let plain = format!("path:{}", silo_dir.display());
+    flake_ref(silo_dir) != OsString::from(plain)
 }
 
 fn nix(args: impl IntoIterator<Item = OsString>) -> Invocation {
@@ -260,6 +279,20 @@ mod tests {
             update((2, 26), dir, &["nixpkgs".into()]).to_string(),
             format!("{f} update nixpkgs --flake path:/p/.silo")
         );
+    }
+
+    #[test]
+    fn flake_refs_are_urls() {
+        assert_eq!(
+            flake_ref(Path::new("/home/a/proj/.silo")),
+            "path:/home/a/proj/.silo"
+        );
+        assert_eq!(
+            flake_ref(Path::new("/tmp/my proj#1?x[y]\\z%/é/.silo")),
+            "path:/tmp/my%20proj%231%3Fx%5By%5D%5Cz%25/%C3%A9/.silo"
+        );
+        assert!(!needs_encoding(Path::new("/a/b-c_d.e~f/.silo")));
+        assert!(needs_encoding(Path::new("/a b/.silo")));
     }
 
     #[test]

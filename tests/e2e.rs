@@ -324,8 +324,9 @@ fn ports_limits_and_orphans_as_root() {
 const DEBIAN13_SCRIPT: &str = r#"set -eu
 dir=$1 tag=$2 fixtures=$3
 export XDG_CONFIG_HOME=$dir/cfg USER=alice HOME=$dir/home
-mkdir -p "$dir/ws/proj" "$HOME"
-cd "$dir/ws/proj"
+# A path a URL must encode: the flake reference is percent-encoded for Nix.
+mkdir -p "$dir/ws/my proj é" "$HOME"
+cd "$dir/ws/my proj é"
 echo "nix: $(nix --version)"
 echo "podman: $(podman --version)"
 silo=$dir/silo
@@ -420,7 +421,7 @@ fn podman5_and_nix226_in_debian13() {
             .args([root, "bash", &script, &dir_path, &tag, &fixtures]),
         "the chain under Podman 5 and Nix 2.26",
     );
-    let id = common::id_of(&dir.path().join("ws/proj")).expect("an id");
+    let id = common::id_of(&dir.path().join("ws/my proj é")).expect("an id");
     assert!(out.contains("nix: nix (Nix) 2.26"), "{out}");
     assert!(out.contains("podman: podman version 5."), "{out}");
     // Podman 5 mounts each path's volume, a persisted file through `subpath`.

@@ -259,3 +259,21 @@ fn a_hand_edit_of_the_podman_setting_in_one_file_is_pointed_out() {
             .contains("note: .silo/home.nix sets")
     );
 }
+
+#[test]
+fn a_workspace_path_with_spaces_and_more_is_encoded_for_nix() {
+    let mut env = TestEnv::with_fakes();
+    let odd = env.workspace("my proj #1 é");
+    env.silo_in(&odd, &["build"]).success();
+    let build = env.calls_starting("nix", &["--extra-experimental-features"]);
+    assert!(
+        build[0].ends_with("/ws/my%20proj%20%231%20%C3%A9/.silo#image"),
+        "{build:?}"
+    );
+    // Nix 2.8 takes the encoded path literally: say so instead of a cryptic failure.
+    env.set("FAKE_NIX_VERSION", "2.8.0");
+    env.silo_in(&odd, &["build", "--rebuild"])
+        .code_is(1)
+        .stderr_has("Nix 2.8 cannot build a flake at ")
+        .stderr_has("hint: upgrade Nix to 2.18 or newer");
+}

@@ -149,13 +149,15 @@ fn volumes(env: &TestEnv) -> [String; 4] {
 }
 
 #[test]
-fn zero_and_negative_limits_add_no_flags() {
+fn zero_and_negative_limits_are_unlimited() {
     let (env, line) = create_with("", "cpus = 0\nmemory = -1\nprocesses = 0", "5.4.2", &[]);
+    // Podman limits processes to 2048 unless told -1; CPUs and memory need no flag.
     assert_eq!(
         line,
-        expected_create(&env, "", &format!("{HARDENING} ")).replace(" --pids-limit=1024", "")
+        expected_create(&env, "", &format!("{HARDENING} "))
+            .replace(" --pids-limit=1024", " --pids-limit=-1")
     );
-    for flag in ["--cpus", "--memory", "--pids-limit"] {
+    for flag in ["--cpus", "--memory"] {
         assert!(!line.contains(flag), "{flag} in {line}");
     }
 }

@@ -14,9 +14,24 @@ if [ -n "$FAKE_NIX_ERROR" ]; then
     exit 1
 fi
 for last; do :; done
+# Percent-decodes a path: URL's path.
+decode() {
+    printf '%s' "$1" | LC_ALL=C awk '{
+        hex = "0123456789ABCDEF"; out = ""
+        for (i = 1; i <= length($0); i++) {
+            c = substr($0, i, 1)
+            if (c == "%") {
+                out = out sprintf("%c", (index(hex, substr($0, i + 1, 1)) - 1) * 16 + index(hex, substr($0, i + 2, 1)) - 1)
+                i += 2
+            } else out = out c
+        }
+        printf "%s", out
+    }'
+}
 case " $* " in
 *" build "*)
     dir=${last#path:} dir=${dir%#image}
+    dir=$(decode "$dir")
     field() { sed -n "s/.*\"$1\": \"\\(.*\\)\".*/\\1/p" "$dir/settings.json"; }
     mkdir -p "$state/store"
     field fingerprint | tr -d '\n' >"$state/store/image.tar"
@@ -26,6 +41,7 @@ case " $* " in
     ;;
 *" flake "*)
     dir=${last#path:}
+    dir=$(decode "$dir")
     sed -i 's/"rev": "[0-9a-f]*"/"rev": "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"/' "$dir/flake.lock"
     ;;
 esac
