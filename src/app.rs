@@ -110,7 +110,12 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
         }
         Command::Stop => lifecycle::stop(&open(Open::ExistingOnly)?)?,
         Command::Rm => lifecycle::remove(&open(Open::ExistingOnly)?)?,
-        Command::Status(args) => status::print(&open(Open::ExistingOnly)?, args.json)?,
+        Command::Status(args) => {
+            // Like `systemctl status`: 3 when the container does not run.
+            if !status::print(&open(Open::ExistingOnly)?, args.json)? {
+                return Ok(ExitCode::from(3));
+            }
+        }
         Command::Update(args) => image::update(&open(Open::ExistingOnly)?, &args.inputs)?,
         Command::Trust(args) => trust(&open(Open::ExistingOnly)?, args.revoke)?,
         Command::Devcontainer(args) => match args.command {

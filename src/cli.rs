@@ -83,7 +83,9 @@ pub enum Command {
 
     /// Print `Running` or `Stopped` for the workspace container.
     ///
-    /// Notes about an outdated image or container go to stderr.
+    /// Notes about an outdated image or container, unapproved settings, dangerous
+    /// create_args and limits that cannot be applied go to stderr. Exit status: 0 when
+    /// the container runs, 3 when it is stopped or missing, 1 on an error.
     Status(StatusArgs),
 
     /// Approve the workspace's settings, so that silo applies them.

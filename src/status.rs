@@ -139,7 +139,8 @@ fn isolation(record: &Record, dangers: &[Danger]) -> Isolation {
     }
 }
 
-pub fn print(s: &Session, json: bool) -> Result<()> {
+/// Prints the status; returns whether the container runs (the exit status follows it).
+pub fn print(s: &Session, json: bool) -> Result<bool> {
     let (container, record) = s.container_state()?;
     let image = ImageState::of(s.inspect_image()?.as_ref(), &s.fingerprint);
     let (_, verdict) = s.trust_verdict()?;
@@ -186,7 +187,7 @@ pub fn print(s: &Session, json: bool) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&status).expect("plain data")
         );
-        return Ok(());
+        return Ok(container.run == RunState::Running);
     }
     println!(
         "{}",
@@ -240,5 +241,5 @@ pub fn print(s: &Session, json: bool) -> Result<()> {
             container.outdated.join("; ")
         );
     }
-    Ok(())
+    Ok(container.run == RunState::Running)
 }

@@ -58,7 +58,7 @@ fn build_is_reused_until_home_nix_changes() {
         "{\n  home.sessionVariables.E2E = \"1\";\n  silo.podman.enable",
     );
     env.write(".silo/home.nix", &home);
-    env.silo(&["status"]).success().stderr_has("is outdated");
+    env.silo(&["status"]).code_is(3).stderr_has("is outdated");
     env.silo(&["build"]).success().stderr_has("rebuilding");
     let rebuilt = image_labels(&env, &image);
     assert_ne!(

@@ -79,13 +79,13 @@ fn build_renders_the_flake_builds_with_nix_and_loads_the_image() {
 fn editing_home_nix_makes_the_image_outdated_until_rebuilt() {
     let env = TestEnv::with_fakes();
     env.silo(&["build"]).success();
-    env.silo(&["status"]).success().stdout_is("Stopped\n");
+    env.silo(&["status"]).code_is(3).stdout_is("Stopped\n");
     assert!(!env.silo(&["status"]).stderr().contains("outdated"));
 
     env.edit(".silo/home.nix", |text| {
         text.replace("# home.packages", "home.packages")
     });
-    env.silo(&["status"]).success().stderr_has("is outdated");
+    env.silo(&["status"]).code_is(3).stderr_has("is outdated");
     let json: serde_json::Value =
         serde_json::from_str(&env.silo(&["status", "--json"]).stdout()).unwrap();
     assert_eq!(json["image"]["state"], "outdated");
@@ -106,7 +106,7 @@ fn editing_home_nix_makes_the_image_outdated_until_rebuilt() {
     // The user-wide file counts too.
     let user_nix = env.config.join("silo/home.user.nix");
     fs::write(&user_nix, fs::read_to_string(&user_nix).unwrap() + "\n").unwrap();
-    env.silo(&["status"]).success().stderr_has("is outdated");
+    env.silo(&["status"]).code_is(3).stderr_has("is outdated");
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn update_moves_pins_and_says_what_changed() {
             env.ws.join(".silo").display()
         )]
     );
-    env.silo(&["status"]).success().stderr_has("is outdated");
+    env.silo(&["status"]).code_is(3).stderr_has("is outdated");
 
     env.clear_calls();
     env.set("FAKE_NIX_VERSION", "2.8.0");

@@ -285,7 +285,7 @@ fn a_subdirectory_belongs_to_the_workspace_above() {
     init(&env, &[]);
     fs::create_dir_all(env.ws.join("src/deep")).unwrap();
     env.silo_in(&env.ws.join("src/deep"), &["status"])
-        .success()
+        .code_is(3)
         .stdout_is("Stopped\n");
     assert!(!env.ws.join("src/deep/.silo").exists());
 }
@@ -300,7 +300,7 @@ fn missing_home_nix_files_say_what_to_run() {
         .stderr_has("home.nix does not exist; run `silo init` to create it");
     fs::remove_file(env.config.join("silo/home.user.nix")).unwrap();
     env.silo(&["init"]).success();
-    env.silo(&["status"]).success();
+    env.silo(&["status"]).code_is(3);
 }
 
 #[test]

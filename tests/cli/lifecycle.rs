@@ -328,7 +328,7 @@ fn stop_and_rm() {
         .stderr_has(&format!("Stopping silo-{id}"))
         .stderr_has(&format!("Removing silo-{id}"));
     env.silo(&["status"])
-        .success()
+        .code_is(3)
         .stdout_is("Stopped\n")
         .stderr_has("does not exist");
     env.silo(&["stop"])
@@ -362,7 +362,7 @@ fn status_json_describes_the_workspace() {
     });
     let json = |env: &TestEnv| -> serde_json::Value {
         let run = env.silo(&["status", "--json"]);
-        run.success();
+        run.code_is(3);
         serde_json::from_str(&run.stdout()).unwrap()
     };
     assert_eq!(json(&env)["trust"]["state"], "not-approved");

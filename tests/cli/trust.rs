@@ -53,7 +53,7 @@ fn a_change_to_silo_toml_waits_for_approval_and_names_dangerous_arguments() {
 
     let status = env.silo(&["status"]);
     status
-        .success()
+        .code_is(3)
         .stderr_has("the settings of this workspace changed since they were approved")
         .stderr_has("note: dangerous create_args: --cap-add SYS_ADMIN");
 
@@ -102,7 +102,7 @@ fn on_a_terminal_silo_asks() {
     assert_eq!(yes.code(), Some(0), "{}", yes.stdout());
     assert!(create_line(&env).contains("--publish 8080:8080"));
     // Approved once: no more questions.
-    env.silo(&["status"]).success();
+    env.silo(&["status"]).success().stdout_is("Running\n");
     assert!(!env.silo(&["status"]).stderr().contains("not approved"));
 }
 
