@@ -14,6 +14,7 @@ mod home_nix;
 mod host;
 mod image;
 mod init;
+mod jsonc;
 mod lifecycle;
 mod lock;
 mod mapping;

@@ -619,7 +619,10 @@ exit 4
     env.silo(&["devcontainer", "--update"])
         .success()
         .stderr_has("Updated");
-    let updated: serde_json::Value = serde_json::from_str(&env.read(".devcontainer.json")).unwrap();
+    let updated: serde_json::Value = serde_json::from_str(&common::without_line_comments(
+        &env.read(".devcontainer.json"),
+    ))
+    .unwrap();
     assert_eq!(updated["forwardPorts"], serde_json::json!([3000]));
 }
 

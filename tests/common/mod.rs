@@ -569,6 +569,14 @@ impl Run {
     }
 }
 
+/// A generated .devcontainer.json without its leading `//` comment lines.
+pub fn without_line_comments(text: &str) -> String {
+    text.lines()
+        .skip_while(|l| l.starts_with("//"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self")
