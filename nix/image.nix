@@ -122,8 +122,9 @@ let
       ticks=0
       while ! holds "$state/activated"; do
         if holds "$state/failed"; then
-          echo "silo: warning: home-manager activation failed, the environment may be incomplete." >&2
-          echo "silo: see ${logShown}; fix home.nix, then run \`silo build\`." >&2
+          echo "silo: warning: home-manager activation failed, the environment may be incomplete; its last lines:" >&2
+          "$cu/tail" -n 12 "$state/activation.log" >&2
+          echo "silo: the whole log is ${logShown}; fix home.nix, then run \`silo stop && silo\`." >&2
           break
         fi
         elapsed=$(($("$cu/date" +%s) - start))

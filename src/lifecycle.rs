@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::container::{self, Record};
 use crate::errors::with_hint;
+use crate::home_dirs;
 use crate::image::{self, BuildOptions};
 use crate::lock;
 use crate::migrate;
@@ -244,6 +245,21 @@ fn create(s: &Session, record: &Record, mountpoints: BTreeMap<String, String>) -
     // Podman's warnings, e.g. that rootless cgroup v1 ignores the limits.
     for line in out.stderr.lines().filter(|l| !l.trim().is_empty()) {
         eprintln!("podman: {line}");
+    }
+    // The directories above persisted paths in the home are the user's, not root's.
+    let home = s.config.user.home();
+    let dirs = home_dirs::parents_under(&home, &record.mounts);
+    if !dirs.is_empty()
+        && let Err(err) = s.runner.run(&home_dirs::copy_invocation(
+            &s.names.container,
+            &home,
+            &dirs,
+        ))
+    {
+        let _ = s.runner.run(&podman::remove_container(&s.names.container));
+        return Err(err).context(format!(
+            "cannot give the directories above the persisted paths in {home} to the container user"
+        ));
     }
     Ok(())
 }

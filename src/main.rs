@@ -10,6 +10,7 @@ mod fingerprint;
 mod flake;
 #[cfg(test)]
 mod fuzz;
+mod home_dirs;
 mod home_nix;
 mod host;
 mod image;

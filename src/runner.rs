@@ -42,6 +42,8 @@ impl Tool {
 pub struct Invocation {
     pub tool: Tool,
     pub args: Vec<OsString>,
+    /// What the command reads on stdin (nothing when `None`).
+    pub input: Option<Vec<u8>>,
 }
 
 impl Invocation {
@@ -53,7 +55,14 @@ impl Invocation {
         Invocation {
             tool,
             args: args.into_iter().map(Into::into).collect(),
+            input: None,
         }
+    }
+
+    /// The same command reading `input` on its stdin.
+    pub fn with_input(mut self, input: Vec<u8>) -> Self {
+        self.input = Some(input);
+        self
     }
 
     /// The arguments as strings, for tests and messages.
@@ -177,9 +186,12 @@ impl Runner {
 
     /// Runs to completion with stdout and stderr captured; a non-zero exit is not an error.
     pub fn capture(&self, inv: &Invocation) -> Result<Output> {
-        let out = self
-            .expression(inv, true)
-            .stdin_null()
+        let expr = self.expression(inv, true);
+        let expr = match &inv.input {
+            Some(input) => expr.stdin_bytes(input.clone()),
+            None => expr.stdin_null(),
+        };
+        let out = expr
             .stdout_capture()
             .stderr_capture()
             .run()

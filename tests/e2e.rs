@@ -111,7 +111,7 @@ fn chain(env: &TestEnv) {
         )
         .replace(
             "private_paths = []",
-            "private_paths = [\"/data/\", \"$HOME/.e2e_history\"]",
+            "private_paths = [\"/data/\", \"$HOME/.e2e_history\", \"$HOME/.local/share/e2e/\"]",
         );
     fs::write(&user_toml, text).unwrap();
     env.give_to_user();
@@ -136,6 +136,15 @@ fn chain(env: &TestEnv) {
         fs::metadata(env.ws.join("from-container")).unwrap().uid(),
         host_uid
     );
+
+    // The directories above a persisted path in the home are the user's, so
+    // home-manager can write ~/.local/state next to ~/.local/share/e2e.
+    let out = silo_exec(
+        env,
+        &env.ws,
+        "stat -c %u ~/.local ~/.local/share ~/.local/share/e2e",
+    );
+    assert_eq!(out, "1000\n1000\n1000\n");
 
     // Written into persisted paths, kept across stop and start.
     silo_exec(
