@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::container::{self, Record};
-use crate::errors::with_hint;
+use crate::errors::{WithHint, with_hint};
 use crate::home_dirs;
 use crate::image::{self, BuildOptions};
 use crate::lock;
@@ -175,7 +175,7 @@ fn check_mount_sources(s: &Session, record: &Record) -> Result<()> {
 /// `silo start` and the chain: builds, sets up the volumes, creates and starts the
 /// container as needed, once the workspace's settings are approved. A running container
 /// is never replaced; an outdated one is reported with what to run.
-pub fn ensure_running(s: &Session) -> Result<()> {
+pub fn ensure_running(s: &Session) -> Result<ContainerState> {
     let _lock = lock::acquire(&s.silo)?;
     let name = &s.names.container;
     let (state, record) = s.container_state()?;
@@ -196,10 +196,8 @@ pub fn ensure_running(s: &Session) -> Result<()> {
             }
             s.require_trust()?;
             warn_outdated(name, &state);
-            let created_from = state.record.as_ref().unwrap_or(&record);
-            // The volumes the container was created with must exist.
-            volume_setup(s, &created_from.mounts)?;
-            check_mount_sources(s, created_from)?;
+            // Its volumes exist: Podman does not remove a volume a container uses.
+            check_mount_sources(s, state.record.as_ref().unwrap_or(&record))?;
             eprintln!("Starting {name}...");
             start(s)?;
         }
@@ -216,10 +214,37 @@ pub fn ensure_running(s: &Session) -> Result<()> {
     if let Some(warning) = limits_warning(state.record.as_ref().unwrap_or(&record)) {
         eprintln!("warning: {warning}");
     }
-    if state.outdated.is_empty() || state.run == RunState::Missing {
-        state::save_hint(&s.silo, &record);
+    match state.run {
+        RunState::Running if state.outdated.is_empty() => {
+            state::save_hint(&s.silo, &record, state.pid);
+        }
+        // A new container must be seen running: its first process may have died at
+        // once (a broken image or create_args).
+        RunState::Missing => {
+            let pid = check_started(s)?;
+            state::save_hint(&s.silo, &record, pid);
+        }
+        _ => state::clear_hint(&s.silo),
     }
-    Ok(())
+    Ok(state)
+}
+
+/// The pid of a container just started, or an error with its last output when it
+/// already stopped.
+fn check_started(s: &Session) -> Result<u32> {
+    let name = &s.names.container;
+    match s.inspect_container(name)? {
+        Some(info) if info.running => Ok(info.pid),
+        _ => {
+            let logs = s.runner.capture(&podman::logs_tail(name, 20))?;
+            Err(anyhow::anyhow!(
+                "{name} stopped right after it started; its last output:\n{}{}",
+                logs.stdout,
+                logs.stderr
+            ))
+            .hint("fix what it reports (home.nix, create_args), then run `silo stop && silo`")
+        }
+    }
 }
 
 fn create(s: &Session, record: &Record, mountpoints: BTreeMap<String, String>) -> Result<()> {
@@ -329,8 +354,8 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
         }
     }
 
-    if start {
-        ensure_running(s)?;
+    let state = if start {
+        ensure_running(s)?
     } else {
         let (state, record) = s.container_state()?;
         check_not_a_copy(s, &state, &record)?;
@@ -340,8 +365,21 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
             RunState::Running => warn_outdated(name, &state),
         }
         if state.outdated.is_empty() {
-            state::save_hint(&s.silo, &record);
+            state::save_hint(&s.silo, &record, state.pid);
         }
+        state
+    };
+    // Renamed or moved while it runs: the container mounts the old path, and the
+    // working directory silo would ask for does not exist in it.
+    if state.run == RunState::Running
+        && let Some(old) = state.record.as_ref().map(|r| r.workspace.as_str())
+        && old != s.ws.mount_source()?
+    {
+        return Err(anyhow::anyhow!(
+            "{name} was made for the workspace at {old}, which is now at {}",
+            s.ws.root.display()
+        ))
+        .hint("run `silo stop && silo` to recreate it for the new path");
     }
     s.runner.interactive(&invocation)
 }
@@ -350,26 +388,23 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
 pub fn stop(s: &Session) -> Result<()> {
     let _lock = lock::acquire(&s.silo)?;
     state::clear_hint(&s.silo);
-    stop_and_remove(s, &s.names.container)?;
-    image::prune(s);
-    Ok(())
+    stop_and_remove(s, &s.names.container)
 }
 
-/// Stops (if running) and removes a container; a missing one is not an error.
+/// Stops (if running) and removes a container, in one podman call (it waits 10 s for
+/// the container to stop before killing it); a missing one is not an error.
 pub fn stop_and_remove(s: &Session, name: &str) -> Result<()> {
-    let Some(info) = s.inspect_container(name)? else {
+    let out = s
+        .runner
+        .run(&podman::stop_and_remove(name))
+        .with_context(|| format!("cannot stop and remove {name}"))?;
+    // Podman names what it removed, and says nothing of a container that was not there.
+    if out.stdout.trim().is_empty() {
         eprintln!("{name} does not exist");
-        return Ok(());
-    };
-    if info.running {
-        eprintln!("Stopping {name}...");
-        s.runner
-            .run(&podman::stop(name))
-            .with_context(|| format!("cannot stop {name}"))?;
     } else {
-        eprintln!("{name} is not running");
+        eprintln!("Stopped and removed {name}");
     }
-    remove_container(s, name)
+    Ok(())
 }
 
 fn remove_container(s: &Session, name: &str) -> Result<()> {

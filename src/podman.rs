@@ -30,6 +30,33 @@ pub fn parse_version(stdout: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// The podman program on PATH as `path size mtime`: a different program (an upgrade)
+/// gives a different identity.
+pub fn program_identity() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("podman"))
+        .find(|p| p.is_file())?;
+    let meta = std::fs::metadata(&path).ok()?;
+    Some(format!(
+        "{} {} {}.{}",
+        path.display(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ))
+}
+
+/// The version kept for the program `identity`, if the cache holds it.
+pub fn cached_version(cache: &str, identity: &str) -> Option<(u32, u32)> {
+    let (key, version) = cache.trim_end().rsplit_once('\t')?;
+    if key != identity {
+        return None;
+    }
+    let (major, minor) = version.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// Volume `subpath` mounts arrived in Podman 5.0.
 pub fn supports_subpath(version: (u32, u32)) -> bool {
     version >= (5, 0)
@@ -39,6 +66,8 @@ pub fn supports_subpath(version: (u32, u32)) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
     pub running: bool,
+    /// The host pid of the container's first process (0 when not running).
+    pub pid: u32,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -59,6 +88,8 @@ struct RawContainer {
 #[serde(rename_all = "PascalCase")]
 struct RawState {
     running: bool,
+    #[serde(default)]
+    pid: u32,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +131,7 @@ pub fn parse_container(stdout: &str) -> Result<Option<ContainerInfo>> {
     Ok(
         parse_first::<RawContainer>(stdout, "container")?.map(|c| ContainerInfo {
             running: c.state.running,
+            pid: c.state.pid,
             labels: c.config.labels.unwrap_or_default(),
         }),
     )
@@ -111,6 +143,43 @@ pub fn parse_image(stdout: &str) -> Result<Option<ImageInfo>> {
             labels: i.labels.unwrap_or_default(),
         }),
     )
+}
+
+/// One `podman inspect` of the container and the image together (what `status` needs).
+pub fn inspect_both(container: &str, image: &str) -> Invocation {
+    podman(["inspect", container, image])
+}
+
+/// The container and the image from `inspect_both`: podman prints what exists (and
+/// fails for the rest); a container has a `State`, an image does not. A missing
+/// container's name can match the image (`silo-x` is short for `localhost/silo-x`).
+pub fn parse_both(stdout: &str) -> Result<(Option<ContainerInfo>, Option<ImageInfo>)> {
+    let trimmed = stdout.trim();
+    if trimmed.is_empty() {
+        return Ok((None, None));
+    }
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(trimmed).context("unexpected output of podman inspect")?;
+    let mut container = None;
+    let mut image = None;
+    for value in list {
+        if value.get("State").is_some() {
+            let raw: RawContainer =
+                serde_json::from_value(value).context("unexpected container in podman inspect")?;
+            container.get_or_insert(ContainerInfo {
+                running: raw.state.running,
+                pid: raw.state.pid,
+                labels: raw.config.labels.unwrap_or_default(),
+            });
+        } else {
+            let raw: RawImage =
+                serde_json::from_value(value).context("unexpected image in podman inspect")?;
+            image.get_or_insert(ImageInfo {
+                labels: raw.labels.unwrap_or_default(),
+            });
+        }
+    }
+    Ok((container, image))
 }
 
 pub fn load(archive: &Path) -> Invocation {
@@ -149,13 +218,19 @@ pub fn start(name: &str) -> Invocation {
     podman(["start", name])
 }
 
-/// Stops gently: the init process forwards SIGTERM; after 10 s podman kills.
-pub fn stop(name: &str) -> Invocation {
-    podman(["stop", "--time", "10", name])
+/// Stops gently (the init process forwards SIGTERM; after 10 s podman kills) and
+/// removes, in one call; a missing container is no error.
+pub fn stop_and_remove(name: &str) -> Invocation {
+    podman(["rm", "--force", "--time", "10", name])
 }
 
 pub fn remove_container(name: &str) -> Invocation {
     podman(["rm", name])
+}
+
+/// The last lines a container printed.
+pub fn logs_tail(name: &str, lines: u32) -> Invocation {
+    podman(["logs", "--tail", &lines.to_string(), name])
 }
 
 pub fn remove_volume(name: &str) -> Invocation {
@@ -223,6 +298,19 @@ mod tests {
     }
 
     #[test]
+    fn version_cache() {
+        assert_eq!(
+            cached_version("/usr/bin/podman 1 2.3\t4.3\n", "/usr/bin/podman 1 2.3"),
+            Some((4, 3))
+        );
+        assert_eq!(
+            cached_version("/usr/bin/podman 1 2.3\t4.3\n", "/usr/bin/podman 9 2.3"),
+            None
+        );
+        assert_eq!(cached_version("garbage", "x"), None);
+    }
+
+    #[test]
     fn container_inspect() {
         // Trimmed from Podman 4.3.1.
         let out = r#"[
@@ -242,6 +330,23 @@ mod tests {
             r#"[{"State": {"Status": "exited", "Running": false}, "Config": {"Labels": null}}]"#;
         let info = parse_container(stopped).unwrap().unwrap();
         assert!(!info.running && info.labels.is_empty());
+    }
+
+    #[test]
+    fn container_and_image_in_one_inspect() {
+        // Trimmed from Podman 4.3.1's `podman inspect pb-c localhost/bb`.
+        let both = r#"[{"Id": "b163ce1c0cdb", "Name": "pb-c", "State": {"Status": "running", "Running": true, "Pid": 4242}, "Config": {"Labels": {"io.silo.id": "x"}}}, {"Id": "fd37a2156c4c", "RepoTags": ["localhost/bb:latest"], "Labels": {"io.silo.fingerprint": "f1"}}]"#;
+        let (container, image) = parse_both(both).unwrap();
+        let container = container.unwrap();
+        assert!(container.running);
+        assert_eq!(container.pid, 4242);
+        assert_eq!(image.unwrap().labels["io.silo.fingerprint"], "f1");
+        // A missing container: its name resolved to the image, twice the image.
+        let images = r#"[{"Id": "fd37", "RepoTags": [], "Labels": null}, {"Id": "fd37", "RepoTags": [], "Labels": null}]"#;
+        let (container, image) = parse_both(images).unwrap();
+        assert!(container.is_none() && image.is_some());
+        assert_eq!(parse_both("").unwrap(), (None, None));
+        assert!(parse_both("Error").is_err());
     }
 
     #[test]
@@ -307,6 +412,9 @@ mod tests {
             load(Path::new("/nix/store/x-image.tar.gz")).to_string(),
             "podman load --input /nix/store/x-image.tar.gz"
         );
-        assert_eq!(stop("silo-x").to_string(), "podman stop --time 10 silo-x");
+        assert_eq!(
+            stop_and_remove("silo-x").to_string(),
+            "podman rm --force --time 10 silo-x"
+        );
     }
 }

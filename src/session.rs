@@ -24,6 +24,9 @@ use crate::trust::{self, Subject, Verdict};
 use crate::volume::{self, MountForm};
 use crate::workspace::{Names, SILO_TOML, Workspace};
 
+/// Where the Podman version is kept between runs (in the state directory).
+const PODMAN_VERSION_CACHE: &str = "podman-version";
+
 /// What every command starts from: how to run programs, and where things are.
 pub struct Ctx {
     pub runner: Runner,
@@ -168,17 +171,37 @@ impl Session {
             .with_context(|| format!("inspecting {}: {}", self.names.image, out.stderr.trim()))
     }
 
+    /// Podman's version, asked once per installed podman: it is kept in the state
+    /// directory with the program's path, size and modification time.
     pub fn podman_version(&self) -> Result<(u32, u32)> {
         if let Some(v) = self.podman_version.get() {
             return Ok(*v);
         }
-        let out = self.runner.run(&podman::version())?;
-        let version = podman::parse_version(&out.stdout).with_context(|| {
-            format!(
-                "cannot read the Podman version from {:?}",
-                out.stdout.trim()
-            )
-        })?;
+        let key = podman::program_identity();
+        let cache = self.state_dir().ok().and_then(|d| Dir::create(&d).ok());
+        let cached = cache
+            .as_ref()
+            .and_then(|dir| dir.read(PODMAN_VERSION_CACHE).ok().flatten())
+            .and_then(|text| podman::cached_version(&text, key.as_deref()?));
+        let version = match cached {
+            Some(version) => version,
+            None => {
+                let out = self.runner.run(&podman::version())?;
+                let version = podman::parse_version(&out.stdout).with_context(|| {
+                    format!(
+                        "cannot read the Podman version from {:?}",
+                        out.stdout.trim()
+                    )
+                })?;
+                if let (Some(dir), Some(key)) = (&cache, &key) {
+                    let _ = dir.write_atomic(
+                        PODMAN_VERSION_CACHE,
+                        &format!("{key}\t{}.{}\n", version.0, version.1),
+                    );
+                }
+                version
+            }
+        };
         Ok(*self.podman_version.get_or_init(|| version))
     }
 
@@ -196,6 +219,23 @@ impl Session {
         } else {
             MountForm::Bind { mountpoints }
         })
+    }
+
+    /// The container's state and the image, from one podman call (for `status`).
+    pub fn inspect_both(&self) -> Result<(ContainerState, Record, Option<ImageInfo>)> {
+        let record = self.record()?;
+        let out = self.runner.capture(&podman::inspect_both(
+            &self.names.container,
+            &self.names.image,
+        ))?;
+        let (container, image) = podman::parse_both(&out.stdout).with_context(|| {
+            format!("inspecting {}: {}", self.names.container, out.stderr.trim())
+        })?;
+        Ok((
+            ContainerState::of(container.as_ref(), &record),
+            record,
+            image,
+        ))
     }
 
     pub fn container_state(&self) -> Result<(ContainerState, Record)> {

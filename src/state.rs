@@ -46,6 +46,8 @@ pub struct ContainerState {
     pub outdated: Vec<String>,
     /// The record the container was created with, when it has one.
     pub record: Option<Record>,
+    /// The host pid of its first process, when it runs.
+    pub pid: u32,
 }
 
 impl ContainerState {
@@ -55,6 +57,7 @@ impl ContainerState {
                 run: RunState::Missing,
                 outdated: Vec::new(),
                 record: None,
+                pid: 0,
             };
         };
         let record = info
@@ -74,6 +77,7 @@ impl ContainerState {
             run,
             outdated,
             record,
+            pid: info.pid,
         }
     }
 
@@ -97,13 +101,16 @@ impl ContainerState {
 }
 
 /// Remembers that the running container was created from a given record during this
-/// boot. When the current record and boot match, the container is (almost certainly)
-/// running and up to date, so `silo` execs straight away; if it is not, the exec fails
-/// to start and silo falls back to asking podman.
+/// boot, with its first process. When the current record and boot match and that
+/// process still runs (same pid, same start time), the container is running and up to
+/// date, so `silo` execs straight away without asking podman; a container stopped or
+/// killed behind silo's back fails this check, and silo asks podman instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hint {
     pub record: String,
     pub boot: String,
+    pub pid: u32,
+    pub started: u64,
 }
 
 const HINT: &str = "state.json";
@@ -115,6 +122,15 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// When a process started (clock ticks after boot), from /proc/<pid>/stat; `None` when
+/// it does not exist.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name in parentheses may hold spaces; the fields after it are plain.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
 pub fn hint_matches(silo: &Dir, record: &Record) -> bool {
     let Ok(Some(text)) = silo.read(HINT) else {
         return false;
@@ -122,14 +138,25 @@ pub fn hint_matches(silo: &Dir, record: &Record) -> bool {
     let Ok(hint) = serde_json::from_str::<Hint>(&text) else {
         return false;
     };
-    !hint.boot.is_empty() && hint.boot == boot_id() && hint.record == record.to_label()
+    !hint.boot.is_empty()
+        && hint.boot == boot_id()
+        && hint.record == record.to_label()
+        && hint.pid != 0
+        && process_start(hint.pid) == Some(hint.started)
 }
 
-/// Best effort: a hint that cannot be written only costs the fast path.
-pub fn save_hint(silo: &Dir, record: &Record) {
+/// Best effort: a hint that cannot be written only costs the fast path. Without the
+/// container's pid there is no hint.
+pub fn save_hint(silo: &Dir, record: &Record, pid: u32) {
+    let Some(started) = process_start(pid).filter(|_| pid != 0) else {
+        clear_hint(silo);
+        return;
+    };
     let hint = Hint {
         record: record.to_label(),
         boot: boot_id(),
+        pid,
+        started,
     };
     let text = serde_json::to_string(&hint).expect("plain data");
     let _ = silo.write_if_changed(HINT, &text);
@@ -166,6 +193,7 @@ mod tests {
     fn info(running: bool, labels: &[(&str, &str)]) -> ContainerInfo {
         ContainerInfo {
             running,
+            pid: u32::from(running),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -246,12 +274,20 @@ mod tests {
         let dir = Dir::open(tmp.path()).unwrap();
         let rec = record();
         assert!(!hint_matches(&dir, &rec));
-        save_hint(&dir, &rec);
+        save_hint(&dir, &rec, std::process::id());
         assert!(hint_matches(&dir, &rec));
         let mut other = rec.clone();
         other.processes = 5;
         assert!(!hint_matches(&dir, &other));
         clear_hint(&dir);
+        assert!(!hint_matches(&dir, &rec));
+        // A process that is gone (or another one with its pid) does not match.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        save_hint(&dir, &rec, pid);
+        child.wait().unwrap();
+        assert!(!hint_matches(&dir, &rec));
+        save_hint(&dir, &rec, 0);
         assert!(!hint_matches(&dir, &rec));
     }
 }

@@ -141,8 +141,8 @@ fn isolation(record: &Record, dangers: &[Danger]) -> Isolation {
 
 /// Prints the status; returns whether the container runs (the exit status follows it).
 pub fn print(s: &Session, json: bool) -> Result<bool> {
-    let (container, record) = s.container_state()?;
-    let image = ImageState::of(s.inspect_image()?.as_ref(), &s.fingerprint);
+    let (container, record, image) = s.inspect_both()?;
+    let image = ImageState::of(image.as_ref(), &s.fingerprint);
     let (_, verdict) = s.trust_verdict()?;
     let trust = match &verdict {
         Verdict::Trusted(Origin::Created) => TrustState::Created,

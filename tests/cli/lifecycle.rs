@@ -277,9 +277,7 @@ fn silo_runs_the_chain_connects_and_stops_with_stop() {
             "create --name",
             &format!("start silo-{id}"),
             "exec --interactive",
-            "stop --time",
-            &format!("rm silo-{id}"),
-            "image prune"
+            "rm --force",
         ]
         .map(String::from)
     );
@@ -325,8 +323,12 @@ fn stop_and_rm() {
     ));
     env.silo(&["stop"])
         .success()
-        .stderr_has(&format!("Stopping silo-{id}"))
-        .stderr_has(&format!("Removing silo-{id}"));
+        .stderr_has(&format!("Stopped and removed silo-{id}"));
+    // One podman call: stop (10 s, then kill) and remove.
+    assert_eq!(
+        env.calls_starting("podman", &["rm"]),
+        [format!("rm --force --time 10 silo-{id}")]
+    );
     env.silo(&["status"])
         .code_is(3)
         .stdout_is("Stopped\n")

@@ -7,6 +7,13 @@ state=${SILO_TEST_STATE:?}
 { for arg; do printf '%s\0' "$arg"; done; printf '\036'; } >>"$state/podman.log"
 for last; do :; done
 escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+# A container as inspect shows it: a running one has pid 1, a process that exists.
+container_json() {
+    running=false status=exited pid=0
+    if [ -f "$state/container-$1.running" ]; then running=true status=running pid=1; fi
+    printf '{"State":{"Status":"%s","Running":%s,"Pid":%s},"Config":{"Labels":{"io.silo.config":"%s"}}}' \
+        "$status" "$running" "$pid" "$(escape "$(cat "$state/container-$1")")"
+}
 
 case "$1 $2" in
 "--version "*)
@@ -20,17 +27,33 @@ case "$1 $2" in
     fi
     ;;
 "container inspect")
-    file="$state/container-$3"
-    if [ -f "$file" ]; then
-        running=false status=exited
-        if [ -f "$file.running" ]; then running=true status=running; fi
-        printf '[{"State":{"Status":"%s","Running":%s},"Config":{"Labels":{"io.silo.config":"%s"}}}]\n' \
-            "$status" "$running" "$(escape "$(cat "$file")")"
+    if [ -f "$state/container-$3" ]; then
+        printf '[%s]\n' "$(container_json "$3")"
     else
         echo '[]'
         echo "Error: inspecting object: no such container $3" >&2
         exit 125
     fi
+    ;;
+"inspect "*)
+    # The container and the image together, as `podman inspect NAME...` prints them.
+    shift
+    status=0 sep=
+    printf '['
+    for name; do
+        if [ -f "$state/container-$name" ]; then
+            printf '%s%s' "$sep" "$(container_json "$name")"
+        elif [ -f "$state/image" ] && [ "${name#localhost/}" != "$name" ]; then
+            printf '%s%s' "$sep" "$(cat "$state/image" | sed 's/^\[//; s/\]$//')"
+        else
+            echo "Error: inspecting object: no such object: \"$name\"" >&2
+            status=125
+            continue
+        fi
+        sep=,
+    done
+    echo ']'
+    exit $status
     ;;
 "load --input")
     fingerprint=$(cat "$3") id=$(cat "$3.id")
@@ -53,7 +76,13 @@ case "$1 $2" in
     touch "$state/container-$2.running"
     ;;
 "stop "*) rm -f "$state/container-$last.running" ;;
-"rm "*) rm -f "$state/container-$2" "$state/container-$2.running" ;;
+"rm "*)
+    # `rm --force --time N NAME` names what it removed; a missing container is fine.
+    if [ -f "$state/container-$last" ]; then
+        rm -f "$state/container-$last" "$state/container-$last.running"
+        echo "$last"
+    fi
+    ;;
 "rmi "*) rm -f "$state/image" ;;
 "exec "*)
     # The container is the first argument after `--workdir DIR`.
