@@ -856,3 +856,59 @@ isolation=chroot
     assert_eq!(silo_exec(&env, &env.ws, "echo back"), "back\n");
     assert_eq!(activations(), 1);
 }
+
+/// What happens behind silo's back is recovered from or explained, without podman's
+/// raw errors: a killed container, a workspace renamed while its container runs, and a
+/// container that stops right after it starts.
+#[test]
+fn recoveries_behind_silos_back() {
+    root_only!();
+    let env = real_env!(None);
+    env.silo(&["start"]).success();
+    let id = env.id();
+    let name = format!("silo-{id}");
+    assert_eq!(silo_exec(&env, &env.ws, "echo warm"), "warm\n");
+
+    // Killed: the fast path notices before podman complains, and silo starts it again.
+    assert!(env.podman(&["kill", &name]).status.success());
+    let run = env.silo_with_input(&env.ws, &[], "echo back\n");
+    assert!(run.output.status.success(), "{}", run.stderr());
+    assert_eq!(run.stdout(), "back\n");
+    assert!(
+        run.stderr().contains(&format!("Starting {name}")),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("Error:"), "{}", run.stderr());
+
+    // Renamed while running: say what to do instead of runc's exit 127.
+    let renamed = env.ws.with_file_name("renamed");
+    fs::rename(&env.ws, &renamed).unwrap();
+    let run = env.silo_in(&renamed, &["exec", "--", "true"]);
+    run.code_is(1)
+        .stderr_has(&format!(
+            "{name} was made for the workspace at {}",
+            env.ws.display()
+        ))
+        .stderr_has("hint: run `silo stop && silo`");
+    env.silo_in(&renamed, &["stop"]).success();
+    fs::rename(&renamed, &env.ws).unwrap();
+
+    // A container whose first process dies at once is an error with its output.
+    env.edit(".silo/silo.toml", |text| {
+        let start = text.find("create_args = [").unwrap();
+        let end = start + text[start..].find(']').unwrap() + 1;
+        format!(
+            "{}create_args = [\"--entrypoint\", \"/bin/sh\"]{}",
+            &text[..start],
+            &text[end..]
+        )
+    });
+    env.silo(&["trust"]).success();
+    let run = env.silo(&["start"]);
+    run.code_is(1)
+        .stderr_has(&format!(
+            "{name} stopped right after it started; its last output:"
+        ))
+        .stderr_has("hint: fix what it reports");
+}
