@@ -77,7 +77,8 @@ pub fn render(err: &anyhow::Error) -> String {
             out.push('\n');
         }
     }
-    for hint in hints {
+    // The innermost advice is the most specific: it comes first.
+    for hint in hints.iter().rev() {
         out.push_str("hint: ");
         out.push_str(&hint);
         out.push('\n');

@@ -12,6 +12,7 @@ use crate::init::PODMAN_OPTION;
 use crate::nix;
 use crate::nix_log;
 use crate::podman::{self, LABEL_FINGERPRINT};
+use crate::progress;
 use crate::runner::CommandFailed;
 use crate::session::Session;
 use crate::state::ImageState;
@@ -123,11 +124,16 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
     eprintln!(
         "Running nix build (a first build downloads or builds everything; later builds reuse it)..."
     );
+    let mut display = progress::Display::new();
+    // On a terminal, one status line from Nix's structured log; elsewhere, or with
+    // -v, Nix's own lines.
+    let live = display.is_tty() && !s.runner.verbose;
     let flags = nix::BuildFlags {
         no_cache: options.no_cache,
         show_trace: options.show_trace,
+        json_log: live,
     };
-    let mut log = nix_log::Filter::new(
+    let mut filter = nix_log::Filter::new(
         nix_log::Sources::new(
             nix_log::shown_silo_dir(&silo_dir, &s.ws.subdir),
             s.inputs.home_user_nix_path.clone(),
@@ -136,13 +142,44 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
         !s.config.inputs.is_empty(),
         s.runner.verbose,
     );
-    let stdout = s
-        .runner
-        .stream_filtered(
-            &nix::build(&silo_dir, &s.config.inputs, flags),
-            &mut |line| log.line(line),
-        )
+    let state_dir = s.state_dir()?;
+    let mut log = progress::StepLog::create(&state_dir, &format!("build-{}", s.config.id));
+    let mut nix_progress = progress::NixProgress::default();
+    let built = s.runner.stream_handled(
+        &nix::build(&silo_dir, &s.config.inputs, flags),
+        &mut |line| {
+            log.line(line);
+            let text = if live {
+                match nix_progress.event(line) {
+                    progress::NixEvent::Message(text) => text,
+                    progress::NixEvent::Progress => {
+                        display.status(&nix_progress.summary());
+                        return None;
+                    }
+                    progress::NixEvent::Nothing => return None,
+                }
+            } else {
+                line.to_owned()
+            };
+            // Nix colours its messages on a terminal; silo shows them plain (and
+            // recognises them by their text).
+            let mut kept = Vec::new();
+            for line in progress::strip_ansi(&text).lines() {
+                if let Some(shown) = filter.line(line) {
+                    display.message(&shown);
+                    kept.push(shown);
+                }
+            }
+            (!kept.is_empty()).then(|| kept.join("\n"))
+        },
+    );
+    display.finish();
+    let stdout = built
         .map_err(explain_nix)
+        .map_err(|err| match log.path() {
+            Some(path) => with_hint(err, format!("the whole build log: {}", path.display())),
+            None => err,
+        })
         .context(if had_image {
             "nix build failed; the previous image and container are untouched"
         } else {
@@ -151,10 +188,26 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
     let archive = nix::parse_build_output(&stdout)?;
 
     eprintln!("Loading {} into Podman...", archive.display());
+    let mut load_log = progress::StepLog::create(&state_dir, &format!("load-{}", s.config.id));
+    let mut layers = 0;
     let loaded = s
         .runner
-        .stream(&podman::load(&archive))
-        .context("podman load failed")?;
+        .stream_handled(&podman::load(&archive), &mut |line| {
+            load_log.line(line);
+            // Podman's copy steps are progress, not news.
+            if podman::is_load_progress(line) {
+                if line.starts_with("Copying blob") {
+                    layers += 1;
+                    display.status(&format!("Loading into Podman: layers copied: {layers}"));
+                }
+                return None;
+            }
+            display.message(line);
+            Some(line.to_owned())
+        })
+        .context("podman load failed");
+    display.finish();
+    let loaded = loaded?;
     let name = podman::parse_loaded(&loaded).unwrap_or_default();
     let info = s.inspect_image()?.with_context(|| {
         format!("podman loaded {name:?}, but {} does not exist; is the image named by the workspace flake?", s.names.image)

@@ -23,6 +23,7 @@ mod migrate;
 mod nix;
 mod nix_log;
 mod podman;
+mod progress;
 mod risk;
 mod runner;
 mod safe_fs;

@@ -66,6 +66,8 @@ pub struct BuildFlags {
     pub no_cache: bool,
     /// Print the whole evaluation trace of an error.
     pub show_trace: bool,
+    /// Log as JSON lines (`--log-format internal-json`), for silo's progress display.
+    pub json_log: bool,
 }
 
 /// `nix build` of the workspace image. The lock file is never changed by a build:
@@ -83,6 +85,9 @@ pub fn build(
     }
     if flags.show_trace {
         args.push("--show-trace".into());
+    }
+    if flags.json_log {
+        args.extend(["--log-format", "internal-json"].map(OsString::from));
     }
     args.extend(override_args(overrides));
     let mut installable = flake_ref(silo_dir);
@@ -250,11 +255,12 @@ mod tests {
         let all = BuildFlags {
             no_cache: true,
             show_trace: true,
+            json_log: true,
         };
         assert_eq!(
             build(dir, &overrides(), all).to_string(),
             "nix --extra-experimental-features 'nix-command flakes' build --json --no-link --no-update-lock-file \
-             --option eval-cache false --refresh --show-trace \
+             --option eval-cache false --refresh --show-trace --log-format internal-json \
              --override-input home-manager github:me/hm --override-input nixpkgs path:/fx/nixpkgs path:/p/.silo#image"
         );
     }

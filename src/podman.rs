@@ -188,6 +188,19 @@ pub fn load(archive: &Path) -> Invocation {
     podman(args)
 }
 
+/// The lines `podman load` prints while it copies (progress, not news).
+pub fn is_load_progress(line: &str) -> bool {
+    [
+        "Getting image source signatures",
+        "Copying blob",
+        "Copying config",
+        "Writing manifest",
+        "Storing signatures",
+    ]
+    .iter()
+    .any(|prefix| line.starts_with(prefix))
+}
+
 /// The image name from `podman load` output: `Loaded image: x` (Podman 4.3+) or
 /// `Loaded image(s): x,y` (older).
 pub fn parse_loaded(stdout: &str) -> Option<String> {

@@ -232,6 +232,22 @@ impl Runner {
         inv: &Invocation,
         filter: &mut dyn FnMut(&str) -> Option<String>,
     ) -> Result<String> {
+        let mut stderr = io::stderr();
+        self.stream_handled(inv, &mut |line| {
+            let shown = filter(line)?;
+            let _ = writeln!(stderr, "{shown}");
+            Some(shown)
+        })
+    }
+
+    /// Runs a long command, handing each stderr line to `handle`, which shows what it
+    /// wants and returns the text to keep for the error (None keeps nothing); stdout is
+    /// captured and returned.
+    pub fn stream_handled(
+        &self,
+        inv: &Invocation,
+        handle: &mut dyn FnMut(&str) -> Option<String>,
+    ) -> Result<String> {
         let stdout_file = tempfile::NamedTempFile::new().context("creating a temporary file")?;
         let mut reader = self
             .expression(inv, true)
@@ -240,7 +256,7 @@ impl Runner {
             .stdout_stderr_swap()
             .reader()
             .map_err(|e| Self::spawn_error(inv, e))?;
-        let tail = forward_lines(&mut reader, &mut io::stderr(), filter)
+        let tail = collect_lines(&mut reader, handle)
             .with_context(|| format!("reading the output of `{inv}`"))?;
         let status = reader
             .try_wait()
@@ -283,12 +299,11 @@ fn exit_code(status: &std::process::ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-/// Copies lines from `input` to `output` as they arrive, as `filter` makes them, and
-/// returns the last few copied.
-fn forward_lines(
+/// Hands each line of `input` to `handle` as it arrives and returns the last few texts
+/// it kept.
+fn collect_lines(
     input: impl Read,
-    output: &mut impl Write,
-    filter: &mut dyn FnMut(&str) -> Option<String>,
+    handle: &mut dyn FnMut(&str) -> Option<String>,
 ) -> io::Result<String> {
     let mut tail = VecDeque::with_capacity(STREAM_TAIL_LINES);
     let mut reader = BufReader::new(input);
@@ -299,16 +314,14 @@ fn forward_lines(
             break;
         }
         let text = String::from_utf8_lossy(&line);
-        let Some(mut shown) = filter(text.trim_end_matches(['\n', '\r'])) else {
+        let Some(mut kept) = handle(text.trim_end_matches(['\n', '\r'])) else {
             continue;
         };
-        shown.push('\n');
-        output.write_all(shown.as_bytes())?;
-        output.flush()?;
+        kept.push('\n');
         if tail.len() == STREAM_TAIL_LINES {
             tail.pop_front();
         }
-        tail.push_back(shown);
+        tail.push_back(kept);
     }
     Ok(tail.into_iter().collect())
 }
@@ -365,23 +378,26 @@ mod tests {
     }
 
     #[test]
-    fn forward_lines_copies_everything_and_keeps_the_tail() {
+    fn collect_lines_hands_over_everything_and_keeps_the_tail() {
         let input: String = (0..100).map(|i| format!("line {i}\n")).collect();
-        let mut out = Vec::new();
-        let tail = forward_lines(input.as_bytes(), &mut out, &mut |l| Some(l.to_owned())).unwrap();
-        assert_eq!(out, input.as_bytes());
+        let mut seen = String::new();
+        let tail = collect_lines(input.as_bytes(), &mut |l| {
+            seen.push_str(l);
+            seen.push('\n');
+            Some(l.to_owned())
+        })
+        .unwrap();
+        assert_eq!(seen, input);
         assert!(tail.starts_with("line 40\n"));
         assert!(tail.ends_with("line 99\n"));
     }
 
     #[test]
-    fn forward_lines_shows_and_keeps_what_the_filter_makes() {
-        let mut out = Vec::new();
-        let tail = forward_lines("a\nskip\nb".as_bytes(), &mut out, &mut |l| {
+    fn collect_lines_keeps_what_the_handler_returns() {
+        let tail = collect_lines("a\nskip\nb".as_bytes(), &mut |l| {
             (l != "skip").then(|| l.to_uppercase())
         })
         .unwrap();
-        assert_eq!(out, b"A\nB\n");
         assert_eq!(tail, "A\nB\n");
     }
 

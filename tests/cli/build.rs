@@ -171,7 +171,17 @@ fn a_failed_build_keeps_the_previous_image_and_explains() {
              caused by: `nix --extra-experimental-features 'nix-command flakes' build",
         )
         .stderr_has(" failed with exit code 1 (its output is above)\n\
-             hint: Nix refused an experimental feature although silo enables nix-command and flakes on the command line; Nix 2.4 or newer is needed\n");
+             hint: Nix refused an experimental feature although silo enables nix-command and flakes on the command line; Nix 2.4 or newer is needed\n\
+             hint: the whole build log: ");
+    let log = env
+        .home
+        .join(".local/state/silo/logs")
+        .join(format!("build-{}.log", env.id()));
+    assert!(
+        fs::read_to_string(log)
+            .unwrap()
+            .contains("error: experimental Nix feature")
+    );
     assert_eq!(fs::read_to_string(env.state.join("image")).unwrap(), image);
     assert!(env.calls_starting("podman", &["load"]).len() == 1);
 }
