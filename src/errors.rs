@@ -80,7 +80,7 @@ pub fn render(err: &anyhow::Error) -> String {
     // The innermost advice is the most specific: it comes first.
     for hint in hints.iter().rev() {
         out.push_str("hint: ");
-        out.push_str(&hint);
+        out.push_str(hint);
         out.push('\n');
     }
     out
