@@ -54,6 +54,22 @@ pub struct Session {
     podman_version: OnceCell<(u32, u32)>,
 }
 
+/// A directory that is the home directory, the root or above the home would give the
+/// container everything: `silo` does not make it a workspace on its own.
+fn refuse_too_wide(dir: &std::path::Path) -> Result<()> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let too_wide = dir == std::path::Path::new("/")
+        || home.as_deref().is_some_and(|home| home.starts_with(dir));
+    if too_wide {
+        return Err(anyhow::anyhow!(
+            "{} is not a project directory: as a workspace, all of it would be mounted into the container",
+            dir.display()
+        ))
+        .hint("run silo in a project directory, or `silo init` here first if you really mean it");
+    }
+    Ok(())
+}
+
 /// Whether opening a session may create missing files (the chain) or not (`status`...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Open {
@@ -65,6 +81,16 @@ impl Session {
     pub fn open(ctx: &Ctx, open: Open) -> Result<Session> {
         let ws = Workspace::locate(&ctx.cwd)?;
         if open == Open::CreateMissing {
+            let new = ws
+                .silo()?
+                .is_none_or(|silo| matches!(silo.entry(SILO_TOML), Ok(None)));
+            if new {
+                refuse_too_wide(&ws.root)?;
+                eprintln!(
+                    "Making {} a silo workspace: its container mounts this directory, and .silo/ holds its settings.",
+                    ws.root.display()
+                );
+            }
             init::init(&ws, &ctx.user_dir, None, Report::Changes)?;
         }
         let silo = match ws.silo()? {

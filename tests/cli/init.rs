@@ -317,3 +317,24 @@ fn init_podman_with_only_home_nix_present_keeps_both_files_in_agreement() {
         "{ ... }:\n{\n  silo.podman.enable = true;\n}\n"
     );
 }
+
+#[test]
+fn silo_says_when_it_makes_a_directory_a_workspace_and_never_the_home() {
+    let env = TestEnv::with_fakes();
+    env.silo(&["build"]).success().stderr_has(&format!(
+        "Making {} a silo workspace: its container mounts this directory",
+        env.ws.display()
+    ));
+    // Not again once it is one.
+    assert!(!env.silo(&["build"]).stderr().contains("Making"));
+    for dir in [env.home.clone(), env.home.parent().unwrap().to_path_buf()] {
+        env.silo_in(&dir, &["start"])
+            .code_is(1)
+            .stderr_has("is not a project directory: as a workspace, all of it would be mounted")
+            .stderr_has("hint: run silo in a project directory");
+        assert!(!dir.join(".silo").exists());
+    }
+    // Asked for explicitly, it is made.
+    env.silo_in(&env.home, &["init"]).success();
+    env.silo_in(&env.home, &["build"]).success();
+}
