@@ -377,7 +377,7 @@ fn podman5_and_nix226_in_debian13() {
             "SILO_E2E is set, but {} is missing",
             tool.display()
         );
-        eprintln!("skipping: {} is missing", tool.display());
+        common::skip(&format!("{} is missing", tool.display()));
         return;
     }
     let root = "/var/tmp/silo-debian13";
@@ -485,7 +485,7 @@ fn devcontainer_with_the_reference_cli() {
             !common::e2e_required(),
             "SILO_E2E is set, but the devcontainer CLI is missing (.ci/run installs it)"
         );
-        eprintln!("skipping: the devcontainer CLI is missing (npm install @devcontainers/cli)");
+        common::skip("the devcontainer CLI is missing (npm install @devcontainers/cli)");
         return;
     };
     let podman = common::find_in_path("podman").unwrap();
@@ -644,7 +644,7 @@ fn nix_library_parses_and_evaluates() {
             !common::e2e_required(),
             "SILO_E2E is set, but nix-instantiate is missing"
         );
-        eprintln!("skipping: nix-instantiate is missing");
+        common::skip("nix-instantiate is missing");
         return;
     };
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -261,7 +261,7 @@ fn a_deeply_nested_home_nix_is_an_error_not_a_crash() {
 #[test]
 fn another_users_workspace_is_refused_until_approved_then_maps_to_its_owner() {
     if !is_root() {
-        eprintln!("skipping: needs root to give the workspace to another uid");
+        crate::common::skip("needs root to give the workspace to another uid");
         return;
     }
     let env = TestEnv::with_fakes();

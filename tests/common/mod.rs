@@ -584,6 +584,13 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Says that a test is skipped and why, where it shows: written straight to the
+/// process's stderr, which the test harness does not capture (it captures `eprintln!`).
+pub fn skip(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// Whether end-to-end tests must run (CI sets SILO_E2E=1): a missing tool is then a failure.
 pub fn e2e_required() -> bool {
     std::env::var_os("SILO_E2E").is_some_and(|v| v != OsStr::new("0") && !v.is_empty())

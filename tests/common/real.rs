@@ -17,9 +17,7 @@ macro_rules! real_env {
                 if common::e2e_required() {
                     panic!("SILO_E2E is set, but the end-to-end test cannot run: {why}");
                 }
-                eprintln!(
-                    "skipping the end-to-end test: {why} (set SILO_E2E=1 to make this a failure)"
-                );
+                common::skip(&format!("{why} (set SILO_E2E=1 to make this a failure)"));
                 return;
             }
         }
@@ -31,7 +29,7 @@ macro_rules! real_env {
 macro_rules! root_only {
     () => {
         if !$crate::common::real::is_root() {
-            eprintln!("skipping: this end-to-end test runs as root");
+            common::skip("this end-to-end test runs as root");
             return;
         }
     };

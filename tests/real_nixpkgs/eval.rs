@@ -43,7 +43,7 @@ impl Eval {
         .into_iter()
         .find(|p| !p.exists());
         if !root {
-            eprintln!("skipping {test}: it runs as root (it mounts a chroot)");
+            common::skip(&format!("{test} runs as root (it mounts a chroot)"));
             return None;
         }
         if let Some(path) = missing {
@@ -52,7 +52,7 @@ impl Eval {
                 "SILO_E2E is set, but {} is missing",
                 path.display()
             );
-            eprintln!("skipping {test}: {} is missing", path.display());
+            common::skip(&format!("{} is missing", path.display()));
             return None;
         }
         let started = Instant::now();
