@@ -50,6 +50,8 @@ impl TestEnv {
         let mut env = TestEnv::empty();
         env.write_tool("podman", FAKE_PODMAN);
         env.write_tool("nix", FAKE_NIX);
+        // What the stand-in podman runs as the Nix runner's nix.
+        fs::write(env.state.join("runner-nix"), FAKE_NIX).expect("writing a stand-in");
         let profile = env.state.join("default-seccomp.json");
         fs::write(&profile, FAKE_SECCOMP_DEFAULT).expect("writing the profile");
         env.set("SILO_SECCOMP_DEFAULT", &profile.display().to_string());
@@ -346,7 +348,7 @@ impl TestEnv {
     }
 
     pub fn clear_calls(&self) {
-        for tool in ["podman", "nix"] {
+        for tool in ["podman", "nix", "runner-nix"] {
             let _ = fs::remove_file(self.state.join(format!("{tool}.log")));
         }
     }
