@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "e2e/runner.rs"]
+mod runner;
 
 use std::fs;
 use std::io::{Read, Write};
