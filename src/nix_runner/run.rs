@@ -83,6 +83,12 @@ fn image_id(s: &Session, container: &Container) -> Result<String> {
     );
     s.runner
         .stream(&container.pull())
+        .map_err(|e| {
+            with_hint(
+                e,
+                "check the network and Podman's registries; or point [nix] runner_image in silo.user.toml at a mirror or an image in Podman's storage, or install Nix 2.18 or newer on this host (see the README)",
+            )
+        })
         .with_context(|| format!("cannot pull the Nix runner image {image}"))?;
     let out = s.runner.run(&container.image_id())?;
     Ok(out.stdout.trim().to_owned())

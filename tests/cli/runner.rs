@@ -225,9 +225,18 @@ fn the_default_image_is_pulled_once_and_a_local_one_never() {
     env.silo(&["build"]).success();
     assert!(env.calls_starting("podman", &["pull"]).is_empty());
 
+    // Without a registry.
+    let mut env = podman_only(&[]);
+    env.set("FAKE_PULL_ERROR", "Error: initializing source docker://nixos/nix: pinging container registry registry-1.docker.io: no such host");
+    env.silo(&["build"])
+        .code_is(1)
+        .stderr_has(&format!(
+            "caused by: cannot pull the Nix runner image {DEFAULT_IMAGE}\n"
+        ))
+        .stderr_has("hint: check the network and Podman's registries; or point [nix] runner_image");
+    let env = podman_only(&[]);
     set_user_nix(&env, "runner_image = \"localhost/missing:1\"");
-    env.edit(".silo/home.nix", |text| text + "\n");
-    env.clear_calls();
+
     env.silo(&["build"])
         .code_is(1)
         .stderr_has("caused by: the Nix runner image localhost/missing:1 is not in Podman's storage: Error: localhost/missing:1: image not known")
