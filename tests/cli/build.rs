@@ -276,13 +276,15 @@ fn a_workspace_path_with_spaces_and_more_is_encoded_for_nix() {
     let mut env = TestEnv::with_fakes();
     let odd = env.workspace("my proj #1 é");
     env.silo_in(&odd, &["build"]).success();
-    let build = env.calls_starting("nix", &["--extra-experimental-features"]);
+    let build = nix_builds(&env, "nix");
     assert!(
         build[0].ends_with("/ws/my%20proj%20%231%20%C3%A9/.silo#image"),
         "{build:?}"
     );
-    // Nix 2.8 takes the encoded path literally: say so instead of a cryptic failure.
+    // Nix 2.8 (the host's, forced: `auto` would pass it over) takes the encoded path
+    // literally: say so instead of a cryptic failure.
     env.set("FAKE_NIX_VERSION", "2.8.0");
+    set_user_nix(&env, "runner = \"host\"");
     env.silo_in(&odd, &["build", "--rebuild"])
         .code_is(1)
         .stderr_has("Nix 2.8 cannot build a flake at ")

@@ -21,8 +21,9 @@ fn podman_only(images: &[&str]) -> TestEnv {
 }
 
 fn status_nix(env: &TestEnv) -> serde_json::Value {
+    // Exit status 3: the container does not run.
     let run = env.silo(&["status", "--json"]);
-    run.success();
+    run.code_is(3);
     serde_json::from_str::<serde_json::Value>(&run.stdout()).unwrap()["nix"].clone()
 }
 
@@ -358,6 +359,10 @@ fn a_workspace_choosing_the_runner_image_needs_approval() {
     assert_eq!(nix_builds(&env, "runner-nix").len(), 1);
     // Choosing only where Nix runs needs no approval.
     env.edit(".silo/silo.toml", |text| text + "runner = \"container\"\n");
-    env.silo(&["status"]).success();
-    assert!(!env.silo(&["status"]).stderr().contains("not approved"));
+    assert!(
+        !env.silo(&["status"])
+            .code_is(3)
+            .stderr()
+            .contains("not approved")
+    );
 }
