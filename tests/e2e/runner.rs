@@ -33,7 +33,7 @@ fn runner_chain(env: &mut TestEnv) {
                 !common::e2e_required(),
                 "SILO_E2E is set, but the runner image cannot be made: {why}"
             );
-            eprintln!("skipping: the runner image cannot be made: {why}");
+            common::skip(&format!("the runner image cannot be made: {why}"));
             return;
         }
     };
@@ -145,4 +145,129 @@ fn the_runner_builds_without_a_host_nix_rootless() {
     root_only!();
     let mut env = real_env!(Some(E2E_USER));
     runner_chain(&mut env);
+}
+
+/// Makes an image laid out like docker.io/nixos/nix from the runner image: Nix only in
+/// its store, reached through the default profile (`$1` the runner image, `$2` a tag for
+/// telling the two apart, `$3` the new image's name, `$4` a scratch directory).
+const NIX_IN_STORE: &str = r#"set -eu
+runner=$1 variant=$2 name=$3 dir=$4
+mkdir -p "$dir/nix" "$dir/root"
+podman run --rm --network=none -v "$dir/nix:/nix" "$runner" sh -euc "
+  mkdir -p /tmp/pkg/bin; cp /usr/bin/nix /tmp/pkg/bin/; echo $variant >/tmp/pkg/variant
+  for n in nix-env nix-store nix-collect-garbage; do ln -s nix /tmp/pkg/bin/\$n; done
+  p=\$(nix --extra-experimental-features nix-command store add-path /tmp/pkg --name nix-$variant 2>/dev/null)
+  nix-env -p /nix/var/nix/profiles/default --set \$p"
+mkdir "$dir/root/rootfs"
+container=$(podman create "$runner")
+podman export "$container" | tar -C "$dir/root/rootfs" -xf -
+podman rm "$container" >/dev/null
+rm -f "$dir/root/rootfs/usr/bin/nix" "$dir/root/rootfs/usr/bin/nix-"*
+cp -a "$dir/nix/." "$dir/root/rootfs/nix/"
+ln -s /nix/var/nix/profiles/default "$dir/root/rootfs/root/.nix-profile"
+tar -C "$dir/root/rootfs" --numeric-owner -cf "$dir/image.tar" .
+podman import --quiet --change 'ENV PATH=/root/.nix-profile/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["/bin/sh"]' "$dir/image.tar" "$name" >/dev/null
+"#;
+
+/// docker.io/nixos/nix keeps its Nix in /nix/store, which the store volume hides: after
+/// the runner image changes, silo brings the volume's Nix up to the new image's, once.
+#[test]
+fn the_store_volume_follows_a_new_runner_image() {
+    root_only!();
+    let mut env = real_env!(None);
+    env.only_bin_on_path = true;
+    let env = &env;
+    let base = match RunnerImage::import(env) {
+        Ok(image) => image,
+        Err(why) => {
+            assert!(
+                !common::e2e_required(),
+                "SILO_E2E is set, but the runner image cannot be made: {why}"
+            );
+            common::skip(&format!("the runner image cannot be made: {why}"));
+            return;
+        }
+    };
+    let images: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|variant| {
+            let name = format!("{}-{variant}", base.name);
+            let scratch = env.dir.path().join(format!("image-{variant}"));
+            fs::create_dir_all(&scratch).unwrap();
+            let out = std::process::Command::new("sh")
+                .args(["-c", NIX_IN_STORE, "sh", &base.name, variant, &name])
+                .arg(&scratch)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "making {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            fs::remove_dir_all(&scratch).unwrap();
+            name
+        })
+        .collect();
+    struct Remove<'a>(&'a TestEnv, &'a [String]);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            for name in self.1 {
+                self.0.podman(&["rmi", "--force", name]);
+            }
+        }
+    }
+    let _remove = Remove(env, &images);
+    env.remove_tool("nix");
+    let volume = format!("{}-nix", env.volume_prefix().unwrap());
+    // Which Nix the volume's profile holds: the variant written next to it.
+    let variant = || {
+        let out = env.podman(&[
+            "run",
+            "--rm",
+            "--network=none",
+            &format!("--volume={volume}:/nix:ro"),
+            &base.name,
+            "sh",
+            "-c",
+            "cat \"$(readlink -f /nix/var/nix/profiles/default)/variant\"",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let user_toml = env.config.join("silo/silo.user.toml");
+    let use_image = |name: &str| {
+        let text = fs::read_to_string(&user_toml).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("runner"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(
+            &user_toml,
+            kept.replace("[nix]\n", &format!("[nix]\nrunner_image = \"{name}\"\n")),
+        )
+        .unwrap();
+    };
+
+    // A new volume is filled from the first image.
+    use_image(&images[0]);
+    env.silo(&["build"]).success();
+    assert_eq!(variant(), "one");
+
+    // The second image's Nix replaces it in the volume, before the build.
+    use_image(&images[1]);
+    env.edit(".silo/home.nix", |text| text + "\n");
+    let run = env.silo(&["build"]);
+    run.success().stderr_has(&format!(
+        "Bringing the Nix runner's store ({volume}) up to the image {}...",
+        images[1]
+    ));
+    assert_eq!(variant(), "two");
+
+    // Once.
+    env.edit(".silo/home.nix", |text| text + "\n");
+    let run = env.silo(&["build"]);
+    run.success();
+    assert!(!run.stderr().contains("Bringing"), "{}", run.stderr());
+    drop(base);
 }
