@@ -33,7 +33,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$silo" user init 2>/dev/null
-printf '\n[nix.inputs]\nnixpkgs = "path:%s/tests/fixtures/nixpkgs"\nhome-manager = "path:%s/tests/fixtures/home-manager"\n' \
+# The host's Nix (Debian 12's 2.8 builds the fixtures, though `auto` would pass it over).
+printf '\n[nix]\nrunner = "host"\n\n[nix.inputs]\nnixpkgs = "path:%s/tests/fixtures/nixpkgs"\nhome-manager = "path:%s/tests/fixtures/home-manager"\n' \
   "$repo" "$repo" >>"$XDG_CONFIG_HOME/silo/silo.user.toml"
 
 # A started workspace; prints its container name.

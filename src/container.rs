@@ -262,6 +262,7 @@ mod tests {
                 processes: 100,
             },
             inputs: BTreeMap::new(),
+            runner: Default::default(),
         }
     }
 

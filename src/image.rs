@@ -4,13 +4,15 @@
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::config::runner::ImageRef;
 use crate::config::values::FLAKE_INPUTS;
 use crate::errors::{WithHint, with_hint};
 use crate::flake;
 use crate::home_nix;
 use crate::init::PODMAN_OPTION;
-use crate::nix;
+use crate::nix::{self, Link};
 use crate::nix_log;
+use crate::nix_runner::{self, Place};
 use crate::podman::{self, LABEL_FINGERPRINT};
 use crate::progress;
 use crate::runner::CommandFailed;
@@ -36,6 +38,50 @@ fn explain_nix(err: anyhow::Error) -> anyhow::Error {
         Some(hint) => with_hint(err, hint),
         None => err,
     }
+}
+
+/// The host's Nix version (asked now unless `known`), checked for the workspace's path,
+/// with a note when it is older than nixpkgs needs.
+fn host_nix_version(s: &Session, known: Option<(u32, u32)>) -> Result<(u32, u32)> {
+    let version = match known {
+        Some(version) => version,
+        None => check_nix(s)?,
+    };
+    check_flake_path(s, version)?;
+    if version < nix::NIXPKGS_MIN_VERSION && !s.config.inputs.contains_key("nixpkgs") {
+        let (major, minor) = nix::NIXPKGS_MIN_VERSION;
+        eprintln!(
+            "note: Nix {}.{} is older than current nixpkgs needs ({major}.{minor}); if evaluation fails, upgrade Nix or set [nix] runner = \"container\" in silo.user.toml",
+            version.0, version.1
+        );
+    }
+    Ok(version)
+}
+
+/// A failure of Nix in the runner: Nix's own hints, except that a Nix too old is the
+/// image's; a failure of Podman before Nix ran says so.
+fn explain_runner(err: anyhow::Error, image: &ImageRef) -> anyhow::Error {
+    let Some(failed) = err.downcast_ref::<CommandFailed>() else {
+        return err;
+    };
+    // Podman's own exit codes: it failed, or the command could not run in the image.
+    if let Some(code @ 125..=127) = failed.code {
+        return with_hint(
+            err,
+            format!(
+                "Podman could not run nix in a container of {image} (exit code {code}: Podman failed, or the image has no runnable nix); its message is above"
+            ),
+        );
+    }
+    if nix::hint(&failed.stderr).is_some_and(|h| h.starts_with("this nixpkgs needs a newer Nix")) {
+        return with_hint(
+            err,
+            format!(
+                "this nixpkgs needs a newer Nix than the runner image {image} has: set [nix] runner_image to a newer nixos/nix in silo.user.toml"
+            ),
+        );
+    }
+    explain_nix(err)
 }
 
 /// Nix older than 2.4 has no flakes at all; say so before it prints something cryptic.
@@ -109,21 +155,28 @@ pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> 
 
 /// `had_image`: an image of this workspace exists already (a failed build keeps it).
 fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
-    let version = check_nix(s)?;
-    check_flake_path(s, version)?;
-    if version < nix::NIXPKGS_MIN_VERSION && !s.config.inputs.contains_key("nixpkgs") {
-        let (major, minor) = nix::NIXPKGS_MIN_VERSION;
-        eprintln!(
-            "note: Nix {}.{} is older than current nixpkgs needs ({major}.{minor}); if evaluation fails, upgrade Nix",
-            version.0, version.1
-        );
+    let choice = nix_runner::choose(&s.runner, &s.config.runner);
+    if let Place::Host { version } = choice.place {
+        host_nix_version(s, version)?;
     }
     warn_podman_disagreement(s);
     let silo_dir = s.ws.silo_dir();
     flake::render(&s.inputs, &s.silo)?;
-    eprintln!(
-        "Running nix build (a first build downloads or builds everything; later builds reuse it)..."
-    );
+    let first_build = "a first build downloads or builds everything; later builds reuse it";
+    let runner = match &choice.place {
+        Place::Host { .. } => {
+            eprintln!("Running nix build ({first_build})...");
+            None
+        }
+        Place::Container { image } => {
+            let runner = nix_runner::run::prepare(s, image)?;
+            eprintln!(
+                "Running nix build in a container of {image} ({}; {first_build})...",
+                choice.why
+            );
+            Some((runner, image))
+        }
+    };
     let mut display = progress::Display::new();
     // On a terminal, one status line from Nix's structured log; elsewhere, or with
     // -v, Nix's own lines.
@@ -133,49 +186,62 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
         show_trace: options.show_trace,
         json_log: live,
     };
-    let mut filter = nix_log::Filter::new(
-        nix_log::Sources::new(
-            nix_log::shown_silo_dir(&silo_dir, &s.ws.subdir),
-            s.inputs.home_user_nix_path.clone(),
-            s.inputs.settings_json(),
-        ),
-        !s.config.inputs.is_empty(),
-        s.runner.verbose,
+    let mut sources = nix_log::Sources::new(
+        nix_log::shown_silo_dir(&silo_dir, &s.ws.subdir),
+        s.inputs.home_user_nix_path.clone(),
+        s.inputs.settings_json(),
     );
+    // The same command line in the runner, but for a GC root in its store volume.
+    let command = match &runner {
+        None => nix::build(&silo_dir, &s.config.inputs, flags, Link::None),
+        Some((runner, _)) => {
+            if let Some(store) = runner.store_on_host() {
+                sources = sources.in_store(store);
+            }
+            let root = runner.gc_root();
+            runner.command(&nix::build(
+                &silo_dir,
+                &s.config.inputs,
+                flags,
+                Link::GcRoot(&root),
+            ))?
+        }
+    };
+    let mut filter = nix_log::Filter::new(sources, !s.config.inputs.is_empty(), s.runner.verbose);
     let state_dir = s.state_dir()?;
     let mut log = progress::StepLog::create(&state_dir, &format!("build-{}", s.config.id));
     let mut nix_progress = progress::NixProgress::default();
-    let built = s.runner.stream_handled(
-        &nix::build(&silo_dir, &s.config.inputs, flags),
-        &mut |line| {
-            log.line(line);
-            let text = if live {
-                match nix_progress.event(line) {
-                    progress::NixEvent::Message(text) => text,
-                    progress::NixEvent::Progress => {
-                        display.status(&nix_progress.summary());
-                        return None;
-                    }
-                    progress::NixEvent::Nothing => return None,
+    let built = s.runner.stream_handled(&command, &mut |line| {
+        log.line(line);
+        let text = if live {
+            match nix_progress.event(line) {
+                progress::NixEvent::Message(text) => text,
+                progress::NixEvent::Progress => {
+                    display.status(&nix_progress.summary());
+                    return None;
                 }
-            } else {
-                line.to_owned()
-            };
-            // Nix colours its messages on a terminal; silo shows them plain (and
-            // recognises them by their text).
-            let mut kept = Vec::new();
-            for line in progress::strip_ansi(&text).lines() {
-                if let Some(shown) = filter.line(line) {
-                    display.message(&shown);
-                    kept.push(shown);
-                }
+                progress::NixEvent::Nothing => return None,
             }
-            (!kept.is_empty()).then(|| kept.join("\n"))
-        },
-    );
+        } else {
+            line.to_owned()
+        };
+        // Nix colours its messages on a terminal; silo shows them plain (and
+        // recognises them by their text).
+        let mut kept = Vec::new();
+        for line in progress::strip_ansi(&text).lines() {
+            if let Some(shown) = filter.line(line) {
+                display.message(&shown);
+                kept.push(shown);
+            }
+        }
+        (!kept.is_empty()).then(|| kept.join("\n"))
+    });
     display.finish();
     let stdout = built
-        .map_err(explain_nix)
+        .map_err(|err| match &runner {
+            None => explain_nix(err),
+            Some((_, image)) => explain_runner(err, image),
+        })
         .map_err(|err| match log.path() {
             Some(path) => with_hint(err, format!("the whole build log: {}", path.display())),
             None => err,
@@ -186,6 +252,12 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
             "nix build failed"
         })?;
     let archive = nix::parse_build_output(&stdout)?;
+    // The runner's archive is copied to a scratch directory, removed after the load.
+    let copied = match &runner {
+        None => None,
+        Some((runner, _)) => Some(runner.copy_out(&archive)?),
+    };
+    let archive = copied.as_ref().map_or(archive, |c| c.path.clone());
 
     eprintln!("Loading {} into Podman...", archive.display());
     let mut load_log = progress::StepLog::create(&state_dir, &format!("load-{}", s.config.id));
@@ -270,8 +342,11 @@ pub fn update(s: &Session, requested: &[String]) -> Result<()> {
     if targets.is_empty() {
         bail!("every input is overridden by [nix.inputs]; there is no pin to update");
     }
-    let version = check_nix(s)?;
-    check_flake_path(s, version)?;
+    let choice = nix_runner::choose(&s.runner, &s.config.runner);
+    let host_version = match choice.place {
+        Place::Host { version } => Some(host_nix_version(s, version)?),
+        Place::Container { .. } => None,
+    };
     let silo_dir = s.ws.silo_dir();
     let _lock = crate::lock::acquire(&s.silo)?;
     flake::render(&s.inputs, &s.silo)?;
@@ -281,11 +356,35 @@ pub fn update(s: &Session, requested: &[String]) -> Result<()> {
             .with_context(|| format!("{} does not exist", silo_dir.join("flake.lock").display()))
     };
     let before = read_lock()?;
+    let unchanged = "updating .silo/flake.lock failed; it is unchanged";
     // Naming every input lets old and new Nix update exactly these.
-    s.runner
-        .stream(&nix::update(version, &silo_dir, &targets))
-        .map_err(explain_nix)
-        .context("updating .silo/flake.lock failed; it is unchanged")?;
+    match (&choice.place, host_version) {
+        (Place::Container { image }, _) => {
+            let runner = nix_runner::run::prepare(s, image)?;
+            eprintln!(
+                "Running nix flake update in a container of {image} ({})...",
+                choice.why
+            );
+            let lock = runner
+                .update(&targets)
+                .map_err(|e| explain_runner(e, image))
+                .context(unchanged)?;
+            // Written here, never by the container: atomically, replacing (not following)
+            // whatever is at .silo/flake.lock.
+            if let Some(lock) = lock.filter(|lock| *lock != before) {
+                s.silo
+                    .write_atomic("flake.lock", &lock)
+                    .context(unchanged)?;
+            }
+        }
+        (_, version) => {
+            let version = version.expect("the host's Nix version is known");
+            s.runner
+                .stream(&nix::update(version, &silo_dir, &targets, None))
+                .map_err(explain_nix)
+                .context(unchanged)?;
+        }
+    }
     let after = read_lock()?;
     for line in lock_changes(&before, &after, &targets)? {
         eprintln!("{line}");

@@ -70,16 +70,30 @@ pub struct BuildFlags {
     pub json_log: bool,
 }
 
+/// What `nix build` leaves behind besides the store path.
+#[derive(Debug, Clone, Copy)]
+pub enum Link<'a> {
+    /// Nothing: the host's store is the user's to collect (Podman has the image).
+    None,
+    /// A garbage collector root at this path, so that collecting the Nix runner's store
+    /// keeps each workspace's last build and the next one stays incremental.
+    GcRoot(&'a Path),
+}
+
 /// `nix build` of the workspace image. The lock file is never changed by a build:
 /// only `silo update` moves pins.
 pub fn build(
     silo_dir: &Path,
     overrides: &BTreeMap<String, FlakeRef>,
     flags: BuildFlags,
+    link: Link,
 ) -> Invocation {
-    let mut args: Vec<OsString> = ["build", "--json", "--no-link", "--no-update-lock-file"]
-        .map(OsString::from)
-        .into();
+    let mut args: Vec<OsString> = vec!["build".into(), "--json".into()];
+    match link {
+        Link::None => args.push("--no-link".into()),
+        Link::GcRoot(path) => args.extend(["--out-link".into(), path.into()]),
+    }
+    args.push("--no-update-lock-file".into());
     if flags.no_cache {
         args.extend(["--option", "eval-cache", "false", "--refresh"].map(OsString::from));
     }
@@ -100,6 +114,13 @@ pub fn version() -> Invocation {
     Invocation::new(Tool::Nix, ["--version"])
 }
 
+/// Whether Nix can use its store (a daemon it may talk to, or a store it may write):
+/// `nix store info`, called `nix store ping` before Nix 2.19.
+pub fn store_check(version: (u32, u32)) -> Invocation {
+    let command = if version >= (2, 19) { "info" } else { "ping" };
+    nix(["store", command].map(OsString::from))
+}
+
 /// `(major, minor)` from `nix (Nix) 2.8.0`.
 pub fn parse_version(stdout: &str) -> Option<(u32, u32)> {
     let version = stdout.split_whitespace().last()?;
@@ -108,23 +129,34 @@ pub fn parse_version(stdout: &str) -> Option<(u32, u32)> {
 }
 
 /// Updating lock entries: Nix 2.19 turned `nix flake lock --update-input` into
-/// `nix flake update INPUT...`.
-pub fn update(version: (u32, u32), silo_dir: &Path, inputs: &[String]) -> Invocation {
+/// `nix flake update INPUT...`. With `output`, Nix writes the new lock there instead of
+/// into the flake (the Nix runner sees `.silo/` read-only).
+pub fn update(
+    version: (u32, u32),
+    silo_dir: &Path,
+    inputs: &[String],
+    output: Option<&Path>,
+) -> Invocation {
     let flake = flake_ref(silo_dir);
     let mut args: Vec<OsString> = vec!["flake".into()];
     if version >= (2, 19) {
         args.push("update".into());
         args.extend(inputs.iter().map(OsString::from));
-        args.extend(["--flake".into(), flake]);
     } else if inputs.is_empty() {
-        args.extend(["update".into(), flake]);
+        args.push("update".into());
     } else {
         args.push("lock".into());
         for input in inputs {
             args.extend(["--update-input".into(), input.into()]);
         }
-        args.push(flake);
     }
+    if let Some(output) = output {
+        args.extend(["--output-lock-file".into(), output.into()]);
+    }
+    if version >= (2, 19) {
+        args.push("--flake".into());
+    }
+    args.push(flake);
     nix(args)
 }
 
@@ -249,7 +281,7 @@ mod tests {
     fn build_command_line() {
         let dir = Path::new("/p/.silo");
         assert_eq!(
-            build(dir, &BTreeMap::new(), BuildFlags::default()).to_string(),
+            build(dir, &BTreeMap::new(), BuildFlags::default(), Link::None).to_string(),
             "nix --extra-experimental-features 'nix-command flakes' build --json --no-link --no-update-lock-file path:/p/.silo#image"
         );
         let all = BuildFlags {
@@ -258,10 +290,22 @@ mod tests {
             json_log: true,
         };
         assert_eq!(
-            build(dir, &overrides(), all).to_string(),
+            build(dir, &overrides(), all, Link::None).to_string(),
             "nix --extra-experimental-features 'nix-command flakes' build --json --no-link --no-update-lock-file \
              --option eval-cache false --refresh --show-trace --log-format internal-json \
              --override-input home-manager github:me/hm --override-input nixpkgs path:/fx/nixpkgs path:/p/.silo#image"
+        );
+        let root = Path::new("/nix/var/nix/gcroots/silo-ab3f9c12");
+        assert_eq!(
+            build(
+                dir,
+                &BTreeMap::new(),
+                BuildFlags::default(),
+                Link::GcRoot(root)
+            )
+            .to_string(),
+            "nix --extra-experimental-features 'nix-command flakes' build --json \
+             --out-link /nix/var/nix/gcroots/silo-ab3f9c12 --no-update-lock-file path:/p/.silo#image"
         );
     }
 
@@ -270,21 +314,45 @@ mod tests {
         let dir = Path::new("/p/.silo");
         let f = "nix --extra-experimental-features 'nix-command flakes' flake";
         assert_eq!(
-            update((2, 8), dir, &[]).to_string(),
+            update((2, 8), dir, &[], None).to_string(),
             format!("{f} update path:/p/.silo")
         );
         assert_eq!(
-            update((2, 8), dir, &["nixpkgs".into(), "home-manager".into()]).to_string(),
+            update(
+                (2, 8),
+                dir,
+                &["nixpkgs".into(), "home-manager".into()],
+                None
+            )
+            .to_string(),
             format!("{f} lock --update-input nixpkgs --update-input home-manager path:/p/.silo")
         );
         assert_eq!(
-            update((2, 26), dir, &[]).to_string(),
+            update((2, 26), dir, &[], None).to_string(),
             format!("{f} update --flake path:/p/.silo")
         );
         assert_eq!(
-            update((2, 26), dir, &["nixpkgs".into()]).to_string(),
+            update((2, 26), dir, &["nixpkgs".into()], None).to_string(),
             format!("{f} update nixpkgs --flake path:/p/.silo")
         );
+        let out = Some(Path::new("/c/x/flake.lock"));
+        assert_eq!(
+            update((2, 26), dir, &["nixpkgs".into()], out).to_string(),
+            format!("{f} update nixpkgs --output-lock-file /c/x/flake.lock --flake path:/p/.silo")
+        );
+        assert_eq!(
+            update((2, 8), dir, &["nixpkgs".into()], out).to_string(),
+            format!(
+                "{f} lock --update-input nixpkgs --output-lock-file /c/x/flake.lock path:/p/.silo"
+            )
+        );
+    }
+
+    #[test]
+    fn store_check_command_line() {
+        let f = "nix --extra-experimental-features 'nix-command flakes'";
+        assert_eq!(store_check((2, 18)).to_string(), format!("{f} store ping"));
+        assert_eq!(store_check((2, 26)).to_string(), format!("{f} store info"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::safe_fs::Dir;
+
 /// Nix copies a `path:` flake to `<store>/<hash>-source`; errors name that copy.
 const STORE: &str = "/nix/store/";
 const HASH_LEN: usize = 32;
@@ -35,14 +37,26 @@ impl Sources {
         }
     }
 
+    /// The store is this directory of the host, not `/nix/store`: the Nix runner's store
+    /// volume, where its Nix copies the flake.
+    pub fn in_store(mut self, store: PathBuf) -> Sources {
+        self.store = store;
+        self
+    }
+
     /// Whether `<store>/<dir>` is the copy of this workspace's flake. A copy of nixpkgs or
-    /// home-manager never holds the same settings.json (id, user and fingerprint).
+    /// home-manager never holds the same settings.json (id, user and fingerprint). Read
+    /// without following links: a store volume holds what builds wrote.
     fn is_workspace(&mut self, dir: &str) -> bool {
         let store = &self.store;
         let settings = &self.settings;
         *self.verdicts.entry(dir.to_owned()).or_insert_with(|| {
-            std::fs::read_to_string(store.join(dir).join("settings.json"))
-                .is_ok_and(|s| s == *settings)
+            let text = Dir::open_optional(store)
+                .ok()
+                .flatten()
+                .and_then(|store| store.subdir(dir).ok().flatten())
+                .and_then(|copy| copy.read("settings.json").ok().flatten());
+            text.is_some_and(|s| s == *settings)
         })
     }
 
@@ -213,13 +227,26 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("settings.json"), settings).unwrap();
         }
-        let mut s = Sources::new(
+        Sources::new(
             PathBuf::from(".silo"),
             PathBuf::from("/home/u/.config/silo/home.user.nix"),
             SETTINGS.to_owned(),
-        );
-        s.store = store.to_path_buf();
-        s
+        )
+        .in_store(store.to_path_buf())
+    }
+
+    #[test]
+    fn a_link_in_the_store_is_not_followed() {
+        // A store volume holds what builds wrote: a settings.json that is a link (to a
+        // file that would match) does not make a directory the workspace's copy.
+        let store = tempfile::tempdir().unwrap();
+        let mut s = sources(store.path());
+        let planted = store.path().join(format!("{NIXPKGS}-source/settings.json"));
+        std::fs::remove_file(&planted).unwrap();
+        let real = store.path().join(format!("{HASH}-source/settings.json"));
+        std::os::unix::fs::symlink(&real, &planted).unwrap();
+        let line = format!("       at /nix/store/{NIXPKGS}-source/home.nix:6:21:");
+        assert_eq!(s.rewrite(&line), line);
     }
 
     #[test]

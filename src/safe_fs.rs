@@ -193,6 +193,30 @@ impl Dir {
             .with_context(|| format!("{} vanished while creating it", self.join(name).display()))
     }
 
+    /// Creates a subdirectory that must not exist yet, with `mode`; `None` when
+    /// something (even a link) has the name already.
+    pub fn create_new_subdir(&self, name: &str, mode: u32) -> Result<Option<Dir>> {
+        match rfs::mkdirat(&self.fd, check_name(name)?, Mode::from_raw_mode(mode)) {
+            Ok(()) => self.subdir(name),
+            Err(Errno::EXIST) => Ok(None),
+            Err(e) => {
+                Err(errno(e)).with_context(|| format!("creating {}", self.join(name).display()))
+            }
+        }
+    }
+
+    /// Removes an empty subdirectory (never what a link points to). Returns whether there
+    /// was one.
+    pub fn remove_empty_subdir(&self, name: &str) -> Result<bool> {
+        match rfs::unlinkat(&self.fd, check_name(name)?, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => {
+                Err(errno(e)).with_context(|| format!("removing {}", self.join(name).display()))
+            }
+        }
+    }
+
     /// Opens the directory at a relative path, one component at a time.
     pub fn subpath(&self, relative: &Path) -> Result<Option<Dir>> {
         let mut names = components(relative)?.into_iter();

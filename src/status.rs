@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::container::Record;
 use crate::host;
 use crate::lifecycle;
+use crate::nix_runner;
 use crate::risk::{self, Danger};
 use crate::session::Session;
 use crate::state::{ImageState, RunState};
@@ -26,6 +27,8 @@ struct Status<'a> {
     trust: TrustStatus,
     isolation: Isolation,
     limits: LimitsStatus,
+    /// Where Nix runs for this workspace, and why.
+    nix: nix_runner::Report,
 }
 
 #[derive(Serialize)]
@@ -182,6 +185,7 @@ pub fn print(s: &Session, json: bool) -> Result<bool> {
                 applied: limits_warning.is_none(),
                 why: limits_warning,
             },
+            nix: nix_runner::choose(&s.runner, &s.config.runner).report(&s.volume_prefix),
         };
         println!(
             "{}",

@@ -260,6 +260,7 @@ mod tests {
             ports: vec![],
             limits: Limits::default(),
             inputs: BTreeMap::new(),
+            runner: Default::default(),
         }
     }
 

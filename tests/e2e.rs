@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "e2e/runner.rs"]
+mod runner;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -329,7 +331,8 @@ fn ports_limits_and_orphans_as_root() {
 }
 
 /// The script run inside Debian 13: the chain with persisted paths, and what it left on
-/// the volume. `$1` is the test directory (bound at the same path).
+/// the volume; then a build through the Nix runner. `$1` is the test directory (bound
+/// at the same path), holding the runner image's tar.
 const DEBIAN13_SCRIPT: &str = r#"set -eu
 dir=$1 tag=$2 fixtures=$3
 export XDG_CONFIG_HOME=$dir/cfg USER=alice HOME=$dir/home
@@ -359,8 +362,27 @@ for v in $(podman volume ls --quiet --filter label=io.silo.path); do
     echo "volume: $(podman volume inspect "$v" --format '{{index .Labels "io.silo.path"}}') $(cd "$(podman volume inspect "$v" --format '{{.Mountpoint}}')" && find . -type f | sort | tr '\n' ' ')" ;;
   esac
 done
+echo "status: $("$silo" status --json | grep '"why"')"
 "$silo" stop 2>/dev/null
 "$silo" rm 2>/dev/null
+# The Nix runner under Podman 5: another workspace, with no nix on silo's PATH.
+podman import --quiet --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["/bin/sh"]' \
+  "$dir/runner.tar" localhost/silo-test-runner:d13 >/dev/null
+mkdir -p "$dir/podman-only" "$dir/ws/runner"
+printf '#!/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec podman "$@"\n' >"$dir/podman-only/podman"
+chmod +x "$dir/podman-only/podman"
+printf '\n[nix]\nrunner_image = "localhost/silo-test-runner:d13"\n' >>"$cfg"
+cd "$dir/ws/runner"
+PATH=$dir/podman-only "$silo" --verbose build 2>"$dir/runner.log" || { cat "$dir/runner.log"; exit 1; }
+grep '^+ podman run .* nix --extra-experimental-features' "$dir/runner.log"
+echo "runner built: $(grep -c "^building '" "$dir/runner.log")"
+PATH=$dir/podman-only "$silo" start 2>/dev/null
+echo "runner image: $(PATH=$dir/podman-only "$silo" exec -- sh -c 'echo runs')"
+echo "runner status: $(PATH=$dir/podman-only "$silo" status --json | grep '"why"')"
+PATH=$dir/podman-only "$silo" stop 2>/dev/null
+PATH=$dir/podman-only "$silo" rm 2>/dev/null
+podman rmi --force localhost/silo-test-runner:d13 >/dev/null
+podman volume rm --force silo-nix >/dev/null
 echo done
 "#;
 
@@ -413,6 +435,9 @@ fn podman5_and_nix226_in_debian13() {
     let dir_path = dir.path().to_str().unwrap().to_owned();
     fs::copy(env!("CARGO_BIN_EXE_silo"), dir.path().join("silo")).unwrap();
     fs::write(dir.path().join("script.sh"), DEBIAN13_SCRIPT).unwrap();
+    let runner_tar = common::runner_image::tar()
+        .unwrap_or_else(|why| panic!("the Nix runner's test image cannot be made: {why}"));
+    fs::copy(runner_tar, dir.path().join("runner.tar")).unwrap();
     let repo_str = repo.canonicalize().unwrap().display().to_string();
     must(
         &mut chroot(&["run", "-b", &repo_str, "-b", &dir_path, "--", "true"]),
@@ -459,6 +484,23 @@ fn podman5_and_nix226_in_debian13() {
     ];
     expected.sort();
     assert_eq!(volumes, expected, "{out}");
+    // Nix 2.26 on the host: `auto` uses it.
+    assert!(
+        out.contains(
+            "\"why\": \"auto: the host's Nix 2.26 is 2.18 or newer and can use its store\""
+        ),
+        "{out}"
+    );
+    // Without nix on PATH, the runner builds under Podman 5 and the image runs.
+    assert!(
+        out.contains("--volume=silo-nix:/nix --env=XDG_CACHE_HOME=/nix/var/silo/cache"),
+        "{out}"
+    );
+    assert!(out.contains("runner image: runs"), "{out}");
+    assert!(
+        out.contains("\"why\": \"auto: there is no nix on PATH\""),
+        "{out}"
+    );
     assert!(out.contains("done"), "{out}");
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, type_error};
+use super::runner::{ImageRef, RunnerMode, RunnerSettings};
 use super::values::{FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId};
 
 /// Which of the two files is being read: they allow different keys.
@@ -21,7 +22,7 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             FileKind::User => "silo.user.toml",
             FileKind::Workspace => ".silo/silo.toml",
@@ -94,6 +95,8 @@ struct RawLimits {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNix {
+    runner: Option<Spanned<String>>,
+    runner_image: Option<Spanned<String>>,
     inputs: Option<RawInputs>,
 }
 
@@ -114,6 +117,8 @@ pub struct CommonSettings {
     pub ports: Vec<PortMapping>,
     /// `[nix.inputs]`: input name -> flake reference.
     pub inputs: BTreeMap<String, FlakeRef>,
+    /// `[nix] runner` and `runner_image`.
+    pub runner: RunnerSettings,
 }
 
 /// `silo.user.toml`, validated.
@@ -302,7 +307,20 @@ fn common_settings(
         network.and_then(|n| n.ports),
         PortMapping::parse,
     );
-    let raw_inputs = nix.and_then(|n| n.inputs).unwrap_or_default();
+    let nix = nix.unwrap_or_default();
+    let runner = RunnerSettings {
+        mode: nix.runner.and_then(|v| {
+            check(problems, &v, |s| {
+                RunnerMode::parse(s).map_err(|e| format!("[nix].runner: {e}"))
+            })
+        }),
+        image: nix.runner_image.and_then(|v| {
+            check(problems, &v, |s| {
+                ImageRef::parse(s).map_err(|e| format!("[nix].runner_image: {e}"))
+            })
+        }),
+    };
+    let raw_inputs = nix.inputs.unwrap_or_default();
     let mut inputs = BTreeMap::new();
     for (name, value) in [
         ("nixpkgs", raw_inputs.nixpkgs),
@@ -323,6 +341,7 @@ fn common_settings(
         create_args,
         ports,
         inputs,
+        runner,
     }
 }
 
@@ -574,6 +593,30 @@ processes = 1024
                 processes: -5
             }
         );
+    }
+
+    #[test]
+    fn nix_runner() {
+        let file = user(
+            "[nix.inputs]\nnixpkgs = \"path:/n\"\n[nix]\nrunner = \"container\"\nrunner_image = \"localhost/r:1\"\n",
+        )
+        .unwrap();
+        assert_eq!(file.common.runner.mode, Some(RunnerMode::Container));
+        assert_eq!(file.common.runner.image.unwrap().as_str(), "localhost/r:1");
+        assert_eq!(file.common.inputs["nixpkgs"].as_str(), "path:/n");
+        let msg = err(workspace(
+            "[general]\nid = \"ab3f9c12\"\n[nix]\nrunner = \"docker\"\nrunner_image = \"--privileged\"\n",
+        ));
+        assert!(
+            msg.contains("silo.toml:4:10: [nix].runner: \"docker\" is not a runner: use \"auto\""),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("silo.toml:5:16: [nix].runner_image: the image reference \"--privileged\" is invalid"),
+            "{msg}"
+        );
+        let msg = err(user("[nix]\nrunner = true\n"));
+        assert!(msg.contains("silo.user.toml:2:10: [nix].runner"), "{msg}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod defaults;
 pub mod edit;
 pub mod file;
 pub mod problems;
+pub mod runner;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use anyhow::{Context, Result, anyhow};
 use crate::host;
 use crate::safe_fs::Dir;
 use file::{UserFile, WorkspaceFile};
+use runner::RunnerConfig;
 use values::{FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId};
 
 /// The user-wide files in `$XDG_CONFIG_HOME/silo` (fallback `~/.config/silo`).
@@ -94,6 +96,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[nix.inputs]`: the workspace file wins per input.
     pub inputs: BTreeMap<String, FlakeRef>,
+    /// `[nix] runner` and `runner_image`: the workspace file wins per key.
+    pub runner: RunnerConfig,
 }
 
 /// Parses both files and merges them by the seed's rules; also returns the workspace
@@ -121,6 +125,7 @@ fn merge(user: UserFile, workspace: WorkspaceFile) -> std::result::Result<Config
     let (u, w) = (user.common, workspace.common);
     let mut inputs = u.inputs;
     inputs.extend(w.inputs);
+    let runner = RunnerConfig::merge(u.runner, w.runner);
     Ok(Config {
         user: name,
         id: workspace.id,
@@ -131,6 +136,7 @@ fn merge(user: UserFile, workspace: WorkspaceFile) -> std::result::Result<Config
         ports: concat(u.ports, w.ports),
         limits: workspace.limits,
         inputs,
+        runner,
     })
 }
 

@@ -45,6 +45,11 @@ pub struct Settings {
     pub memory_mb: i64,
     pub processes: i64,
     pub inputs: BTreeMap<String, String>,
+    /// `[nix] runner_image`: the image whose programs run Nix for this workspace, with
+    /// the user's Podman and the Nix store volume. (`[nix] runner` only chooses between
+    /// the host's Nix and the image, so it needs no approval.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_image: Option<String>,
     /// For a workspace silo did not create: home.nix, which Nix evaluates and builds on
     /// the host, and devcontainer.json, which becomes VS Code's container settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +76,7 @@ impl Settings {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
                 .collect(),
+            runner_image: c.runner.image.as_ref().map(|i| i.as_str().to_owned()),
             home_nix: Some(home_nix.to_owned()),
             devcontainer_json: devcontainer_json.map(str::to_owned),
         }
@@ -343,6 +349,7 @@ mod tests {
             memory_mb: 0,
             processes: 1024,
             inputs: BTreeMap::new(),
+            runner_image: None,
             home_nix: Some("{ ... }:\n{\n}\n".into()),
             devcontainer_json: None,
         }
@@ -450,5 +457,34 @@ mod tests {
         std::fs::remove_dir_all(&original).unwrap();
         store.approve(&review).unwrap();
         assert!(store.get(&original).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_runner_image_of_a_workspace_needs_approval() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let s = subject(tmp.path(), settings());
+        store.created(&s).unwrap();
+        let mut changed = s.clone();
+        changed.settings.runner_image = Some("localhost/evil:1".into());
+        let Verdict::Review(review) = store.verdict(&changed).unwrap() else {
+            panic!("a new runner image was trusted");
+        };
+        let text = review.render();
+        assert!(
+            text.contains("[nix].runner_image: (silo's default) -> localhost/evil:1"),
+            "{text}"
+        );
+        store.approve(&review).unwrap();
+        assert!(matches!(
+            store.verdict(&changed).unwrap(),
+            Verdict::Trusted(_)
+        ));
+        // A record written before the key existed still approves a workspace without it.
+        let old = r#"{"path": "/p", "owner": 0, "origin": "created", "settings": {"id": "ab3f9c12",
+            "podman": false, "shared_paths": [], "private_paths": [], "create_args": [],
+            "ports": [], "cpus": 0.0, "memory_mb": 0, "processes": 0, "inputs": {}}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(record.settings.runner_image, None);
     }
 }

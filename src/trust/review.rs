@@ -121,6 +121,13 @@ fn describe(s: &Settings) -> String {
     for (key, value) in rows {
         let _ = writeln!(out, "  {key:<18} {value}");
     }
+    if let Some(image) = &s.runner_image {
+        let _ = writeln!(
+            out,
+            "  {:<18} {image} (runs Nix for this workspace)",
+            "[nix].runner_image"
+        );
+    }
     for (name, text) in [
         ("home.nix", &s.home_nix),
         ("devcontainer.json", &s.devcontainer_json),
@@ -151,6 +158,12 @@ fn changes(old: &Settings, new: &Settings) -> String {
     );
     scalar("[limits]", limits(old), limits(new));
     scalar("[nix.inputs]", inputs(&old.inputs), inputs(&new.inputs));
+    let image = |i: &Option<String>| i.clone().unwrap_or_else(|| "(silo's default)".into());
+    scalar(
+        "[nix].runner_image",
+        image(&old.runner_image),
+        image(&new.runner_image),
+    );
     for (key, a, b) in [
         ("shared_paths", &old.shared_paths, &new.shared_paths),
         ("private_paths", &old.private_paths, &new.private_paths),
@@ -229,6 +242,32 @@ pub fn ask(review: &Review) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runner_image_is_shown_only_when_set() {
+        let mut s = Settings {
+            id: "ab3f9c12".into(),
+            podman: false,
+            shared_paths: vec![],
+            private_paths: vec![],
+            create_args: vec![],
+            ports: vec![],
+            cpus: 0.0,
+            memory_mb: 0,
+            processes: 0,
+            inputs: BTreeMap::new(),
+            runner_image: None,
+            home_nix: None,
+            devcontainer_json: None,
+        };
+        assert!(!describe(&s).contains("runner_image"));
+        s.runner_image = Some("localhost/evil:1".into());
+        let text = describe(&s);
+        assert!(
+            text.contains("[nix].runner_image localhost/evil:1 (runs Nix for this workspace)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn line_diff_shows_removed_and_added_lines() {

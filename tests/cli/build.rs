@@ -15,16 +15,21 @@ fn build_renders_the_flake_builds_with_nix_and_loads_the_image() {
     let id = env.id();
     let silo_dir = env.ws.join(".silo");
 
+    // No [nix] runner: the host's Nix is asked whether it is usable, then builds.
     let nix = env.calls("nix");
     assert_eq!(nix[0], ["--version"]);
     assert_eq!(
         nix[1].join(" "),
+        "--extra-experimental-features nix-command flakes store info"
+    );
+    assert_eq!(
+        nix[2].join(" "),
         format!(
             "--extra-experimental-features nix-command flakes build --json --no-link --no-update-lock-file path:{}#image",
             silo_dir.display()
         )
     );
-    assert_eq!(nix.len(), 2);
+    assert_eq!(nix.len(), 3);
     let store = env.state.join("store/image.tar");
     assert_eq!(
         env.calls("podman")
@@ -94,11 +99,7 @@ fn editing_home_nix_makes_the_image_outdated_until_rebuilt() {
     env.silo(&["build"])
         .success()
         .stderr_has("is outdated (its inputs changed); rebuilding it");
-    assert_eq!(
-        env.calls_starting("nix", &["--extra-experimental-features"])
-            .len(),
-        1
-    );
+    assert_eq!(nix_builds(&env, "nix").len(), 1);
     let json: serde_json::Value =
         serde_json::from_str(&env.silo(&["status", "--json"]).stdout()).unwrap();
     assert_eq!(json["image"]["state"], "up-to-date");
@@ -122,7 +123,7 @@ fn nix_inputs_from_both_files_reach_every_nix_build() {
     });
     env.silo(&["trust"]).success();
     env.silo(&["build", "--no-cache"]).success();
-    let build = env.calls_starting("nix", &["--extra-experimental-features"]);
+    let build = nix_builds(&env, "nix");
     assert!(
         build[0].contains(
             "build --json --no-link --no-update-lock-file --option eval-cache false --refresh \
@@ -148,11 +149,7 @@ fn rebuild_refuses_while_the_container_exists() {
     env.silo(&["stop"]).success();
     env.clear_calls();
     env.silo(&["build", "--rebuild"]).success();
-    assert_eq!(
-        env.calls_starting("nix", &["--extra-experimental-features"])
-            .len(),
-        1
-    );
+    assert_eq!(nix_builds(&env, "nix").len(), 1);
 }
 
 #[test]
@@ -189,6 +186,8 @@ fn a_failed_build_keeps_the_previous_image_and_explains() {
 #[test]
 fn missing_tools_are_named() {
     let env = TestEnv::with_fakes();
+    env.silo(&["user", "init"]).success();
+    set_user_nix(&env, "runner = \"host\"");
     env.remove_tool("nix");
     env.silo(&["build"]).code_is(1).stderr_has(
         "nix is not installed or not on PATH; install Nix (Debian/Ubuntu: apt install nix-bin",
@@ -231,6 +230,8 @@ fn update_moves_pins_and_says_what_changed() {
 
     env.clear_calls();
     env.set("FAKE_NIX_VERSION", "2.8.0");
+    // Old Nix: only forced (auto would run the one in the runner).
+    set_user_nix(&env, "runner = \"host\"");
     env.silo(&["update"]).success();
     let update = flake_calls(&env);
     assert_eq!(
@@ -275,13 +276,15 @@ fn a_workspace_path_with_spaces_and_more_is_encoded_for_nix() {
     let mut env = TestEnv::with_fakes();
     let odd = env.workspace("my proj #1 é");
     env.silo_in(&odd, &["build"]).success();
-    let build = env.calls_starting("nix", &["--extra-experimental-features"]);
+    let build = nix_builds(&env, "nix");
     assert!(
         build[0].ends_with("/ws/my%20proj%20%231%20%C3%A9/.silo#image"),
         "{build:?}"
     );
-    // Nix 2.8 takes the encoded path literally: say so instead of a cryptic failure.
+    // Nix 2.8 (the host's, forced: `auto` would pass it over) takes the encoded path
+    // literally: say so instead of a cryptic failure.
     env.set("FAKE_NIX_VERSION", "2.8.0");
+    set_user_nix(&env, "runner = \"host\"");
     env.silo_in(&odd, &["build", "--rebuild"])
         .code_is(1)
         .stderr_has("Nix 2.8 cannot build a flake at ")

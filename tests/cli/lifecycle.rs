@@ -447,12 +447,7 @@ fn two_starts_at_once_create_one_container() {
         run.success();
     }
     assert_eq!(create_line_count(&env), 1);
-    assert_eq!(
-        env.calls_starting("nix", &["--extra-experimental-features"])
-            .len(),
-        1,
-        "one build"
-    );
+    assert_eq!(nix_builds(&env, "nix").len(), 1, "one build");
 }
 
 #[test]

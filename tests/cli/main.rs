@@ -9,6 +9,7 @@ mod build;
 mod devcontainer;
 mod init;
 mod lifecycle;
+mod runner;
 mod trust;
 
 use common::TestEnv;
@@ -46,4 +47,28 @@ pub fn init(env: &TestEnv, args: &[&str]) {
     let mut full = vec!["init"];
     full.extend_from_slice(args);
     env.silo(&full).success();
+}
+
+/// The `nix build` command lines a stand-in nix (`nix`, or `runner-nix` in the runner)
+/// recorded, without the version and store checks.
+pub fn nix_builds(env: &TestEnv, tool: &str) -> Vec<String> {
+    env.calls_starting(tool, &["--extra-experimental-features"])
+        .into_iter()
+        .filter(|c| c.contains(" build "))
+        .collect()
+}
+
+/// Sets the `[nix]` table of the user file to `lines`, replacing what an earlier call
+/// set (run `silo user init` first).
+pub fn set_user_nix(env: &TestEnv, lines: &str) {
+    let path = env.config.join("silo/silo.user.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some(start) = text.find("\n[nix]\n") {
+        let body = start + "\n[nix]\n".len();
+        let end = text[body..]
+            .find("\n[")
+            .map_or(text.len(), |i| body + i + 1);
+        text.replace_range(start..end, "");
+    }
+    std::fs::write(&path, format!("{text}\n[nix]\n{lines}\n")).unwrap();
 }

@@ -1,14 +1,24 @@
 #!/bin/sh
 # Stand-in for nix in CLI tests: records its argv in $SILO_TEST_STATE/nix.log like the podman
-# stand-in; `build` writes a fake image archive that carries the fingerprint silo rendered
-# into settings.json, so the fake `podman load` can label the image with it.
+# stand-in (runner-nix.log when the stand-in podman runs it as the Nix runner's); `build`
+# writes a fake image archive that carries the fingerprint silo rendered into
+# settings.json, so the fake `podman load` can label the image with it.
 PATH=/usr/bin:/bin
 state=${SILO_TEST_STATE:?}
-{ for arg; do printf '%s\0' "$arg"; done; printf '\036'; } >>"$state/nix.log"
+{ for arg; do printf '%s\0' "$arg"; done; printf '\036'; } >>"$state/${FAKE_NIX_LOG:-nix}.log"
 if [ "$1" = --version ]; then
     echo "nix (Nix) ${FAKE_NIX_VERSION:-2.26.3}"
     exit 0
 fi
+case " $* " in
+*" store info "* | *" store ping "*)
+    if [ -n "$FAKE_NIX_STORE_ERROR" ]; then
+        printf '%s\n' "$FAKE_NIX_STORE_ERROR" >&2
+        exit 1
+    fi
+    exit 0
+    ;;
+esac
 if [ -n "$FAKE_NIX_ERROR" ]; then
     printf '%s\n' "$FAKE_NIX_ERROR" >&2
     exit 1
@@ -40,8 +50,15 @@ case " $* " in
     printf '[{"drvPath":"/nix/store/fake-image.drv","outputs":{"out":"%s"}}]\n' "$state/store/image.tar"
     ;;
 *" flake "*)
-    dir=${last#path:}
+    dir=${last#path:} lock=
     dir=$(decode "$dir")
-    sed -i 's/"rev": "[0-9a-f]*"/"rev": "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"/' "$dir/flake.lock"
+    previous=
+    for arg; do
+        if [ "$previous" = --output-lock-file ]; then lock=$arg; fi
+        previous=$arg
+    done
+    if [ -n "$lock" ]; then cp "$dir/flake.lock" "$lock"; else lock=$dir/flake.lock; fi
+    sed -i 's/"rev": "[0-9a-f]*"/"rev": "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"/' "$lock"
+    if [ -n "$FAKE_NIX_BAD_LOCK" ]; then echo '{"nodes": 1}' >"$lock"; fi
     ;;
 esac

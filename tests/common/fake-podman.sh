@@ -20,7 +20,15 @@ case "$1 $2" in
     echo "podman version ${FAKE_PODMAN_VERSION:-5.4.2}"
     ;;
 "image inspect")
-    if [ -f "$state/image" ]; then cat "$state/image"; else
+    if [ "$3" = --format ]; then
+        # The Nix runner's image: those in $state/images exist (pulled or given).
+        if grep -qxF "$5" "$state/images" 2>/dev/null; then
+            echo "sha256:$(printf '%s' "$5" | cksum | cut -d' ' -f1)"
+        else
+            echo "Error: $5: image not known" >&2
+            exit 125
+        fi
+    elif [ -f "$state/image" ]; then cat "$state/image"; else
         echo '[]'
         echo "Error: inspecting object: $3: image not known" >&2
         exit 125
@@ -104,6 +112,13 @@ case "$1 $2" in
     exit "${FAKE_EXEC_STATUS:-0}"
     ;;
 "volume inspect")
+    if [ "$3" = --format ]; then
+        if [ -d "$state/volumes/$5" ]; then echo "$state/volumes/$5/_data"; else
+            echo "Error: inspecting object: no such volume $5" >&2
+            exit 125
+        fi
+        exit 0
+    fi
     # Volumes live in $state/volumes/NAME/_data; a missing one fails the whole call.
     shift 2
     status=0 sep=
@@ -124,5 +139,35 @@ case "$1 $2" in
     mkdir -p "$state/volumes/$last/_data" && echo "$last"
     ;;
 "volume rm") rm -rf "$state/volumes/$3" ;;
+"pull "*)
+    if [ -n "$FAKE_PULL_ERROR" ]; then echo "$FAKE_PULL_ERROR" >&2; exit 125; fi
+    echo "Trying to pull $2..." >&2
+    echo "$2" >>"$state/images"
+    ;;
+"run --rm")
+    # The Nix runner (`run --rm --pull=never`): its options are one word each.
+    [ "$3" = --pull=never ] || exit 0
+    shift 3
+    while [ $# -gt 0 ]; do
+        case $1 in
+        -*) shift ;;
+        *) break ;;
+        esac
+    done
+    image=$1
+    shift
+    if ! grep -qxF "$image" "$state/images" 2>/dev/null; then
+        echo "Error: $image: image not known" >&2
+        exit 125
+    fi
+    case $1 in
+    nix)
+        shift
+        FAKE_NIX_LOG=runner-nix FAKE_NIX_VERSION=${FAKE_RUNNER_NIX_VERSION:-2.28.4} \
+            exec sh "$state/runner-nix" "$@"
+        ;;
+    cp) cp "$3" "$4" && cp "$3.id" "$4.id" && chmod 444 "$4" ;;
+    esac
+    ;;
 *) ;; # run (volume setup), image prune: succeed quietly
 esac

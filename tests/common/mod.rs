@@ -4,7 +4,9 @@
 
 #![allow(dead_code, unused_macros)]
 
+pub mod chroot;
 pub mod real;
+pub mod runner_image;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -39,6 +41,8 @@ pub struct TestEnv {
     pub user: Option<String>,
     /// Real podman and nix are on PATH: containers and images are removed on drop.
     pub real: bool,
+    /// silo's PATH is `bin/` alone, without the system's directories (and their nix).
+    pub only_bin_on_path: bool,
     /// The silo binary, copied where `user` can run it.
     pub silo_bin: PathBuf,
 }
@@ -50,6 +54,8 @@ impl TestEnv {
         let mut env = TestEnv::empty();
         env.write_tool("podman", FAKE_PODMAN);
         env.write_tool("nix", FAKE_NIX);
+        // What the stand-in podman runs as the Nix runner's nix.
+        fs::write(env.state.join("runner-nix"), FAKE_NIX).expect("writing a stand-in");
         let profile = env.state.join("default-seccomp.json");
         fs::write(&profile, FAKE_SECCOMP_DEFAULT).expect("writing the profile");
         env.set("SILO_SECCOMP_DEFAULT", &profile.display().to_string());
@@ -85,6 +91,7 @@ impl TestEnv {
             env: Vec::new(),
             user: None,
             real: false,
+            only_bin_on_path: false,
             silo_bin: PathBuf::from(env!("CARGO_BIN_EXE_silo")),
         };
         for d in [&env.home, &env.config, &env.ws, &env.bin, &env.state] {
@@ -150,14 +157,16 @@ impl TestEnv {
         dir
     }
 
-    /// Points the workspace flake's inputs at the offline fixtures (tests/fixtures).
+    /// Points the workspace flake's inputs at the offline fixtures (tests/fixtures), and
+    /// Nix at the host's: Debian 12's Nix 2.8 builds the fixtures, though `auto` would
+    /// pass it over for real nixpkgs.
     pub fn use_fixture_inputs(&self) {
         let user_toml = self.config.join("silo/silo.user.toml");
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let text = fs::read_to_string(&user_toml)
             .expect("silo.user.toml exists: run `silo user init` first")
             + &format!(
-                "\n[nix.inputs]\nnixpkgs = \"path:{}\"\nhome-manager = \"path:{}\"\n",
+                "\n[nix]\nrunner = \"host\"\n\n[nix.inputs]\nnixpkgs = \"path:{}\"\nhome-manager = \"path:{}\"\n",
                 fixtures.join("nixpkgs").display(),
                 fixtures.join("home-manager").display()
             );
@@ -212,7 +221,7 @@ impl TestEnv {
 
     /// The environment silo runs with: the test's home and config, stand-ins on PATH.
     fn vars(&self) -> Vec<(String, String)> {
-        let path = if self.real {
+        let path = if self.real && !self.only_bin_on_path {
             format!(
                 "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 self.bin.display()
@@ -346,7 +355,7 @@ impl TestEnv {
     }
 
     pub fn clear_calls(&self) {
-        for tool in ["podman", "nix"] {
+        for tool in ["podman", "nix", "runner-nix"] {
             let _ = fs::remove_file(self.state.join(format!("{tool}.log")));
         }
     }

@@ -12,7 +12,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod chroot;
+use common::chroot;
+
 mod drv;
 mod eval;
 mod flakes;

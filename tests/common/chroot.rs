@@ -1,5 +1,6 @@
-//! The Debian 13 chroot (Nix 2.26) the evaluation runs in, held under a lock for as long
-//! as a test uses it, so that no other test tears it down meanwhile.
+//! The Debian 13 chroot (Nix 2.26) that tests/real_nixpkgs evaluates in and the Nix
+//! runner's test image is cut from, held under a lock for as long as a test uses it, so
+//! that no other test tears it down meanwhile.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,11 @@ impl Chroot {
             String::from_utf8_lossy(&out.stderr)
         );
         chroot
+    }
+
+    /// The chroot's root directory on the host.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     fn tool_command(&self, args: &[&str]) -> Command {
