@@ -11,10 +11,10 @@ use crate::image::{self, BuildOptions};
 use crate::init::{self, Report};
 use crate::lifecycle::{self, Enter};
 use crate::runner::Runner;
-use crate::session::{Ctx, Open, Session};
+use crate::session::{Ctx, Open, Session, state_dir};
 use crate::trust::Verdict;
 use crate::workspace::Workspace;
-use crate::{devcontainer, status};
+use crate::{catalog, devcontainer, doctor, gc, list, man, remove, status};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {
@@ -40,7 +40,12 @@ fn failure_message(command: Option<&Command>) -> &'static str {
         Some(Command::Connect) => "cannot connect to the workspace",
         Some(Command::Exec(_)) => "cannot run the command in the workspace",
         Some(Command::Stop) => "cannot stop the workspace",
-        Some(Command::Rm) => "cannot remove the workspace image",
+        Some(Command::Rm(args)) if args.all => "cannot remove the workspace",
+        Some(Command::Rm(_)) => "cannot remove the workspace image",
+        Some(Command::List(_)) => "cannot list the workspaces",
+        Some(Command::Gc(_)) => "cannot clean up",
+        Some(Command::Doctor(_)) => "cannot check the set-up",
+        Some(Command::Man(_)) => "cannot write the manual page",
         Some(Command::Status(_)) => "cannot get the workspace status",
         Some(Command::Update(_)) => "cannot update the flake inputs",
         Some(Command::Trust(_)) => "cannot approve the workspace",
@@ -109,7 +114,26 @@ fn dispatch(ctx: &Ctx, cli: Cli) -> Result<ExitCode> {
             )?));
         }
         Command::Stop => lifecycle::stop(&open(Open::ExistingOnly)?)?,
-        Command::Rm => lifecycle::remove(&open(Open::ExistingOnly)?)?,
+        Command::Rm(args) if args.all => {
+            remove::all(ctx, &state_dir()?, args.keep_config, args.yes)?
+        }
+        Command::Rm(_) => lifecycle::remove(&open(Open::ExistingOnly)?)?,
+        Command::List(args) => {
+            let under = args.under.map(|d| catalog::absolute(&d, &ctx.cwd));
+            list::print(
+                &ctx.runner,
+                &ctx.user_dir,
+                &state_dir()?,
+                under.as_deref(),
+                args.json,
+            )?
+        }
+        Command::Gc(args) => {
+            let under = args.under.map(|d| catalog::absolute(&d, &ctx.cwd));
+            gc::run(ctx, &state_dir()?, under.as_deref(), args.dry_run, args.yes)?
+        }
+        Command::Doctor(args) => return doctor::run(ctx, args.json),
+        Command::Man(args) => man::run(args.dir.as_deref())?,
         Command::Status(args) => {
             // Like `systemctl status`: 3 when the container does not run.
             if !status::print(&open(Open::ExistingOnly)?, args.json)? {

@@ -1,8 +1,12 @@
 //! Command-line definitions (clap derive). No logic lives here.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
+
+use crate::config::values::FLAKE_INPUTS;
 
 const AFTER_HELP: &str = "\
 Without a command, silo runs the whole chain as needed and opens a shell:
@@ -79,7 +83,15 @@ pub enum Command {
     Stop,
 
     /// Remove the workspace image (and the stopped container first). Fails if the container runs.
-    Rm,
+    ///
+    /// With --all, remove the whole workspace: every container and image of its id (the
+    /// devcontainer included), its private volumes (the data of private_paths), the Nix
+    /// build results silo recorded for it, its approval, .devcontainer.json when silo
+    /// wrote it, and .silo/ with the workspace's own files in it (silo.toml, home.nix,
+    /// devcontainer.json, flake.nix, flake.lock; usually kept in git). It shows exactly
+    /// what it removes and asks first; without a terminal it needs --yes. Shared volumes
+    /// stay, and so do files in .silo/ that silo does not know.
+    Rm(RmArgs),
 
     /// Print `Running` or `Stopped` for the workspace container.
     ///
@@ -105,6 +117,33 @@ pub enum Command {
     /// INPUT is `nixpkgs` or `home-manager`. The next `silo build` then rebuilds the image.
     Update(UpdateArgs),
 
+    /// List every silo workspace on this machine (your user's Podman), from Podman's labels.
+    ///
+    /// One line per workspace: its id, its container (running, stopped, missing), its
+    /// image (up to date, outdated, missing, or unknown when the workspace's files cannot
+    /// be read) and size, how many private volumes it has, when it was last used, and its
+    /// directory, marked (gone) when it no longer exists and (no longer this workspace)
+    /// when it no longer holds .silo/silo.toml with that id.
+    List(ListArgs),
+
+    /// Remove what workspaces that no longer exist left behind.
+    ///
+    /// For each workspace whose directory is gone, or no longer holds .silo/silo.toml with
+    /// its id: its containers (unless running), images and private volumes. For every
+    /// workspace: images a rebuild replaced that no container uses, and the Nix build
+    /// results (image archives) silo recorded that no current image needs. A workspace
+    /// whose directory exists, or that silo cannot tell about, is never touched; shared
+    /// volumes stay. Shows what it removes and asks first; without a terminal it needs
+    /// --yes. A workspace you moved or renamed and have not opened since looks gone: run
+    /// `silo` in its new place first.
+    Gc(GcArgs),
+
+    /// Check that Podman, Nix and the configuration are ready for silo.
+    ///
+    /// One line per check (ok, warning or problem) on stdout, each problem with the
+    /// command that fixes it. Exits 0 when nothing is a problem, 1 otherwise.
+    Doctor(DoctorArgs),
+
     /// Manage the user-wide files.
     #[command(subcommand)]
     User(UserCommand),
@@ -113,7 +152,16 @@ pub enum Command {
     Devcontainer(DevcontainerArgs),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// They complete commands, options, the shells here, the inputs of `silo update`
+    /// and the commands of `silo help`. Install, e.g. for bash:
+    /// silo completions bash > ~/.local/share/bash-completion/completions/silo
     Completions(CompletionsArgs),
+
+    /// Print silo's manual page (roff), or write one page per command into a directory.
+    ///
+    /// Install: silo man --dir ~/.local/share/man/man1 (then `man silo`, `man silo-build`).
+    Man(ManArgs),
 
     /// Show the full command reference, or the help of one command.
     Help(HelpArgs),
@@ -191,6 +239,65 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Remove the whole workspace (see above); asks first.
+    #[arg(long)]
+    pub all: bool,
+
+    /// With --all: keep the workspace's own files in .silo/ (silo.toml, home.nix,
+    /// devcontainer.json, flake.nix, flake.lock, .gitignore) and its approval; remove
+    /// only what silo generates again.
+    #[arg(long, requires = "all")]
+    pub keep_config: bool,
+
+    /// With --all: remove without asking (needed without a terminal).
+    #[arg(short, long, requires = "all")]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON object: {workspaces: [{id, workspace: {path, state}, container:
+    /// {name, state}, image: {name, state, size, replaced, replaced_size}, volumes,
+    /// last_used}], shared_volumes}.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only workspaces whose directory is (or was) at or below DIR.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub under: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Print what would be removed, and remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Remove without asking (needed without a terminal).
+    #[arg(short, long, conflicts_with = "dry_run")]
+    pub yes: bool,
+
+    /// Only workspaces whose directory is (or was) at or below DIR.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub under: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print a JSON array: [{check, status, detail, fix}], status ok, warning or problem.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write silo.1 and one page per command (silo-build.1, ...) into DIR instead.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct TrustArgs {
     /// Forget the approval: silo asks (or refuses) again before applying the settings.
     #[arg(long)]
@@ -200,7 +307,7 @@ pub struct TrustArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// The inputs to update (default: all).
-    #[arg(value_name = "INPUT")]
+    #[arg(value_name = "INPUT", value_parser = PossibleValuesParser::new(FLAKE_INPUTS))]
     pub inputs: Vec<String>,
 }
 
@@ -234,8 +341,35 @@ pub enum DevcontainerCommand {
 #[derive(Debug, Args)]
 pub struct HelpArgs {
     /// The command to show, e.g. `build` or `devcontainer connect`.
+    #[arg(value_parser = PossibleValuesParser::new(HELP_TOPICS), hide_possible_values = true)]
     pub command: Vec<String>,
 }
+
+/// The words `silo help` takes, for completion: every command and subcommand name (a
+/// test keeps the list in step with the commands).
+const HELP_TOPICS: [&str; 20] = [
+    "init",
+    "build",
+    "start",
+    "volume",
+    "connect",
+    "exec",
+    "stop",
+    "rm",
+    "status",
+    "trust",
+    "update",
+    "list",
+    "gc",
+    "doctor",
+    "user",
+    "devcontainer",
+    "completions",
+    "man",
+    "help",
+    // `volume setup`; the other subcommands share their names with commands.
+    "setup",
+];
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -251,6 +385,21 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_topics_are_the_command_names() {
+        fn names(cmd: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+            for sub in cmd.get_subcommands() {
+                out.insert(sub.get_name().to_owned());
+                names(sub, out);
+            }
+        }
+        let mut expected = std::collections::BTreeSet::new();
+        names(&Cli::command(), &mut expected);
+        let topics: std::collections::BTreeSet<String> =
+            HELP_TOPICS.iter().map(|t| t.to_string()).collect();
+        assert_eq!(topics, expected);
     }
 
     #[test]

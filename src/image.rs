@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::built;
 use crate::config::runner::ImageRef;
 use crate::config::values::FLAKE_INPUTS;
 use crate::errors::{WithHint, with_hint};
@@ -252,6 +253,9 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
             "nix build failed"
         })?;
     let archive = nix::parse_build_output(&stdout)?;
+    // An archive in the host's store is recorded for `silo gc` (the runner's store
+    // volume keeps a GC root of its own instead).
+    let host_archive = runner.is_none().then(|| archive.clone());
     // The runner's archive is copied to a scratch directory, removed after the load.
     let copied = match &runner {
         None => None,
@@ -290,6 +294,16 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
             "the loaded image {} is not labelled {LABEL_FINGERPRINT}={expected}; the workspace flake in .silo/ does not build what silo rendered",
             s.names.image
         );
+    }
+    // `silo gc` deletes the archive once a newer image replaces this one.
+    if let Some(archive) = host_archive {
+        let workspace = s.ws.root.display().to_string();
+        if let Err(err) = built::record(&state_dir, s.config.id.as_str(), &workspace, &archive) {
+            eprintln!(
+                "note: cannot record the build result {}: {err:#}",
+                archive.display()
+            );
+        }
     }
     prune(s);
     eprintln!("Built {}", s.names.image);

@@ -1,23 +1,30 @@
 //! silo: per-workspace development containers built with Nix and home-manager, run with Podman.
 
 mod app;
+mod built;
+mod catalog;
 mod cli;
 mod config;
 mod container;
 mod devcontainer;
+mod doctor;
 mod errors;
 mod fingerprint;
 mod flake;
 #[cfg(test)]
 mod fuzz;
+mod gc;
 mod home_dirs;
 mod home_nix;
 mod host;
 mod image;
 mod init;
+mod inventory;
 mod jsonc;
 mod lifecycle;
+mod list;
 mod lock;
+mod man;
 mod mapping;
 mod migrate;
 mod nix;
@@ -25,6 +32,8 @@ mod nix_log;
 mod nix_runner;
 mod podman;
 mod progress;
+mod prompt;
+mod remove;
 mod risk;
 mod runner;
 mod safe_fs;

@@ -46,6 +46,11 @@ fn nix(args: impl IntoIterator<Item = OsString>) -> Invocation {
     Invocation::new(Tool::Nix, FEATURES.iter().map(OsString::from).chain(args))
 }
 
+/// Any nix command line, with the features silo always enables.
+pub fn command(args: impl IntoIterator<Item = OsString>) -> Invocation {
+    nix(args)
+}
+
 fn override_args(overrides: &BTreeMap<String, FlakeRef>) -> Vec<OsString> {
     overrides
         .iter()

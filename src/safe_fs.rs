@@ -475,6 +475,19 @@ impl Dir {
         }
     }
 
+    /// Removes an empty subdirectory (never a link, never anything in it). Returns
+    /// whether it did: false when it is missing or not empty.
+    pub fn remove_empty_dir(&self, name: &str) -> Result<bool> {
+        let name = check_name(name)?;
+        match rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => Ok(false),
+            Err(e) => {
+                Err(errno(e)).with_context(|| format!("removing {}", self.join(name).display()))
+            }
+        }
+    }
+
     /// Opens (creating it if missing) a regular file to lock, never through a link.
     pub fn lock_file(&self, name: &str) -> Result<File> {
         let name = check_name(name)?;
@@ -692,6 +705,24 @@ mod tests {
         assert!(tmp.path().join("a/b/c/f").is_file());
         assert!(dir.subpath(Path::new("a/../x")).is_err());
         assert!(dir.subpath(Path::new("a/missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_empty_directories_are_removed() {
+        let (tmp, dir) = setup();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("full")).unwrap();
+        std::fs::write(tmp.path().join("full/f"), "").unwrap();
+        assert!(!dir.remove_empty_dir("full").unwrap());
+        assert!(tmp.path().join("full/f").exists());
+        std::fs::create_dir(tmp.path().join("empty")).unwrap();
+        assert!(dir.remove_empty_dir("empty").unwrap());
+        assert!(!dir.remove_empty_dir("empty").unwrap());
+        // A link to an empty directory is neither followed nor removed.
+        symlink(outside.path(), tmp.path().join("l")).unwrap();
+        assert!(dir.remove_empty_dir("l").is_err());
+        assert!(outside.path().exists());
+        assert!(dir.remove_empty_dir("../x").is_err());
     }
 
     #[test]

@@ -163,7 +163,7 @@ pub fn profile(default: &str, rules: Rules) -> Result<String> {
 
 /// Podman's default profile as installed on this host (or where `SILO_SECCOMP_DEFAULT`
 /// says, for an unusual installation).
-fn read_default() -> Result<String> {
+pub fn read_default() -> Result<String> {
     if let Some(path) = std::env::var_os("SILO_SECCOMP_DEFAULT") {
         let path = PathBuf::from(path);
         return std::fs::read_to_string(&path)

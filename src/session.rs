@@ -100,21 +100,8 @@ impl Session {
                 ctx.cwd.display()
             ),
         };
-        let user_toml = ctx.user_dir.read(USER_TOML_FILE)?.with_context(|| {
-            format!(
-                "{} does not exist; run `silo user init`",
-                ctx.user_dir.toml().display()
-            )
-        })?;
-        let workspace_toml = silo
-            .read(SILO_TOML)?
-            .with_context(|| format!("{} does not exist", ws.toml().display()))?;
-        let (config, workspace_file) = config::parse(
-            (&user_toml, &ctx.user_dir.toml()),
-            (&workspace_toml, &ws.toml()),
-        )?;
+        let (config, workspace_file, inputs) = read_config(&ws, &silo, &ctx.user_dir)?;
         let names = Names::new(&config.id, &ws.dir_name()?);
-        let inputs = Inputs::read(&config, &ctx.user_dir, &silo)?;
         // As root, the container user becomes the owner of the project directory.
         let root_meta = ws.root_dir()?.meta()?;
         Ok(Session {
@@ -272,17 +259,49 @@ impl Session {
 
     /// Where silo keeps what it generates for this user (the system call filter).
     pub fn state_dir(&self) -> Result<PathBuf> {
-        let xdg = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute());
-        let base = match xdg {
-            Some(dir) => dir,
-            None => std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .context("neither XDG_STATE_HOME nor HOME is set to an absolute path")?
-                .join(".local/state"),
-        };
-        Ok(base.join("silo"))
+        state_dir()
     }
+}
+
+/// A workspace's settings merged with the user's, and everything its image is built
+/// from: what a session starts from, and what `silo list` reads to tell whether an image
+/// is up to date.
+pub fn read_config(
+    ws: &Workspace,
+    silo: &Dir,
+    user_dir: &UserDir,
+) -> Result<(Config, WorkspaceFile, Inputs)> {
+    let user_toml = user_dir.read(USER_TOML_FILE)?.with_context(|| {
+        format!(
+            "{} does not exist; run `silo user init`",
+            user_dir.toml().display()
+        )
+    })?;
+    let workspace_toml = silo
+        .read(SILO_TOML)?
+        .with_context(|| format!("{} does not exist", ws.toml().display()))?;
+    let (config, workspace_file) = config::parse(
+        (&user_toml, &user_dir.toml()),
+        (&workspace_toml, &ws.toml()),
+    )?;
+    let inputs = Inputs::read(&config, user_dir, silo)?;
+    Ok((config, workspace_file, inputs))
+}
+
+/// Where silo keeps what it generates for this user: the system call filters, the
+/// record of its Nix build results (`$XDG_STATE_HOME/silo`, fallback
+/// `~/.local/state/silo`).
+pub fn state_dir() -> Result<PathBuf> {
+    let xdg = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let base = match xdg {
+        Some(dir) => dir,
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .context("neither XDG_STATE_HOME nor HOME is set to an absolute path")?
+            .join(".local/state"),
+    };
+    Ok(base.join("silo"))
 }

@@ -198,7 +198,8 @@ impl Store {
             .filter(|r| Path::new(&r.path) == root))
     }
 
-    fn all(&self) -> Result<Vec<Record>> {
+    /// Every record that can be read.
+    pub fn all(&self) -> Result<Vec<Record>> {
         let Some(dir) = self.open()? else {
             return Ok(Vec::new());
         };
