@@ -30,7 +30,12 @@ fn build_renders_the_flake_builds_with_nix_and_loads_the_image() {
         )
     );
     assert_eq!(nix.len(), 3);
-    let store = env.state.join("store/image.tar");
+    let settings: serde_json::Value =
+        serde_json::from_str(&env.read(".silo/settings.json")).unwrap();
+    let fingerprint = settings["fingerprint"].as_str().unwrap();
+    let store = env
+        .state
+        .join(format!("store/{fingerprint}{fingerprint}-silo-{id}.tar"));
     assert_eq!(
         env.calls("podman")
             .iter()
@@ -54,9 +59,17 @@ fn build_renders_the_flake_builds_with_nix_and_loads_the_image() {
         env.read(".silo/home.user.nix"),
         fs::read_to_string(env.config.join("silo/home.user.nix")).unwrap()
     );
-    let settings: serde_json::Value =
-        serde_json::from_str(&env.read(".silo/settings.json")).unwrap();
     assert_eq!(settings["id"], id.as_str());
+    // The archive is recorded, for `silo gc`.
+    let builds: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(env.home.join(format!(".local/state/silo/builds/{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        builds,
+        serde_json::json!({"id": id, "workspace": env.ws.display().to_string(),
+            "archives": [store.display().to_string()]})
+    );
     assert_eq!(settings["user"], "alice");
     assert!(
         silo_dir.join("lib/nix/default.nix").is_file()
@@ -156,7 +169,8 @@ fn rebuild_refuses_while_the_container_exists() {
 fn a_failed_build_keeps_the_previous_image_and_explains() {
     let mut env = TestEnv::with_fakes();
     env.silo(&["build"]).success();
-    let image = fs::read_to_string(env.state.join("image")).unwrap();
+    let image_file = env.state.join(format!("image-{}", env.id()));
+    let image = fs::read_to_string(&image_file).unwrap();
     env.edit(".silo/home.nix", |text| text + "\n");
     env.set("FAKE_NIX_ERROR", "error: experimental Nix feature 'flakes' is disabled; add '--extra-experimental-features flakes' to enable it");
     let run = env.silo(&["build"]);
@@ -179,7 +193,7 @@ fn a_failed_build_keeps_the_previous_image_and_explains() {
             .unwrap()
             .contains("error: experimental Nix feature")
     );
-    assert_eq!(fs::read_to_string(env.state.join("image")).unwrap(), image);
+    assert_eq!(fs::read_to_string(&image_file).unwrap(), image);
     assert!(env.calls_starting("podman", &["load"]).len() == 1);
 }
 
@@ -241,9 +255,11 @@ fn update_moves_pins_and_says_what_changed() {
             env.ws.join(".silo").display()
         )]
     );
+    // Only the flake's inputs are accepted (and completed).
     env.silo(&["update", "nixos"])
-        .code_is(1)
-        .stderr_has("unknown input \"nixos\"");
+        .code_is(2)
+        .stderr_has("invalid value 'nixos' for '[INPUT]...'")
+        .stderr_has("[possible values: nixpkgs, home-manager]");
     env.edit(".silo/silo.toml", |text| {
         text + "\n[nix.inputs]\nnixpkgs = \"path:/src/nixpkgs\"\n"
     });

@@ -236,9 +236,10 @@ fn help_prints_the_full_reference() {
     );
     assert!(one.stdout().contains("-v, --verbose"), "{}", one.stdout());
     env.silo(&["help", "devcontainer", "connect"]).success();
+    // A usage error, like any unknown argument.
     env.silo(&["help", "nope"])
         .code_is(2)
-        .stderr_has("no command `nope`");
+        .stderr_has("invalid value 'nope' for '[COMMAND]...'");
     env.silo(&["build", "--help"]).success();
 }
 

@@ -339,7 +339,7 @@ fn stop_and_rm() {
     env.silo(&["rm"])
         .success()
         .stderr_has(&format!("Removing localhost/silo-{id}"));
-    assert!(!env.state.join("image").exists());
+    assert!(!env.state.join(format!("image-{id}")).exists());
     env.silo(&["rm"]).success().stderr_has("does not exist");
 }
 

@@ -6,6 +6,7 @@
 mod common;
 
 mod build;
+mod commands;
 mod devcontainer;
 mod init;
 mod lifecycle;

@@ -74,7 +74,12 @@ fn without_nix_the_build_runs_the_same_command_in_the_runner() {
     let id = env.id();
     let silo = env.ws.join(".silo");
     let silo = silo.display();
-    let store = env.state.join("store/image.tar");
+    let settings: serde_json::Value =
+        serde_json::from_str(&env.read(".silo/settings.json")).unwrap();
+    let fingerprint = settings["fingerprint"].as_str().unwrap();
+    let store = env
+        .state
+        .join(format!("store/{fingerprint}{fingerprint}-silo-{id}.tar"));
     let cache = env.home.join(".cache/silo/nix-runner");
     let cache = cache.display();
     let volumes = env.state.join("volumes");

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Stand-in for nix in CLI tests: records its argv in $SILO_TEST_STATE/nix.log like the podman
 # stand-in (runner-nix.log when the stand-in podman runs it as the Nix runner's); `build`
-# writes a fake image archive that carries the fingerprint silo rendered into
-# settings.json, so the fake `podman load` can label the image with it.
+# writes a fake image archive, named like a store path, that carries the fingerprint silo
+# rendered into settings.json, so the fake `podman load` can label the image with it.
 PATH=/usr/bin:/bin
 state=${SILO_TEST_STATE:?}
 { for arg; do printf '%s\0' "$arg"; done; printf '\036'; } >>"$state/${FAKE_NIX_LOG:-nix}.log"
@@ -16,6 +16,7 @@ case " $* " in
         printf '%s\n' "$FAKE_NIX_STORE_ERROR" >&2
         exit 1
     fi
+    echo "Store URL: daemon"
     exit 0
     ;;
 esac
@@ -44,10 +45,12 @@ case " $* " in
     dir=$(decode "$dir")
     field() { sed -n "s/.*\"$1\": \"\\(.*\\)\".*/\\1/p" "$dir/settings.json"; }
     mkdir -p "$state/store"
-    field fingerprint | tr -d '\n' >"$state/store/image.tar"
-    field id | tr -d '\n' >"$state/store/image.tar.id"
+    fingerprint=$(field fingerprint | tr -d '\n') id=$(field id | tr -d '\n')
+    out="$state/store/$fingerprint$fingerprint-silo-$id.tar"
+    printf '%s' "$fingerprint" >"$out"
+    printf '%s' "$id" >"$out.id"
     echo "building '/nix/store/fake-image.drv'..." >&2
-    printf '[{"drvPath":"/nix/store/fake-image.drv","outputs":{"out":"%s"}}]\n' "$state/store/image.tar"
+    printf '[{"drvPath":"/nix/store/fake-image.drv","outputs":{"out":"%s"}}]\n' "$out"
     ;;
 *" flake "*)
     dir=${last#path:} lock=
@@ -61,4 +64,14 @@ case " $* " in
     sed -i 's/"rev": "[0-9a-f]*"/"rev": "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"/' "$lock"
     if [ -n "$FAKE_NIX_BAD_LOCK" ]; then echo '{"nodes": 1}' >"$lock"; fi
     ;;
+*" store delete "*)
+    if [ -n "$FAKE_NIX_ALIVE" ]; then
+        echo "error: Cannot delete path '$last' since it is still alive. To find out why, use: nix-store --query --roots" >&2
+        exit 1
+    fi
+    rm -f "$last" "$last.id"
+    echo "1 store paths deleted, 0.00 MiB freed" >&2
+    ;;
+*" show-config "* | *" config show "*) printf 'sandbox = %s\nsandbox-fallback = true\n' "${FAKE_NIX_SANDBOX:-true}" ;;
+*" eval "*) printf ok ;;
 esac
