@@ -657,6 +657,10 @@ mod tests {
             "/home/silo-e2e/.local/share/containers/storage"
         );
         assert_eq!(podman_info().to_string(), "podman info --format json");
+        // Podman 5.4.2 (Debian 13 chroot, as root).
+        let five = parse_info(include_str!("../tests/fixtures/podman-5.4/info-root.json")).unwrap();
+        assert_eq!(five.version.version, "5.4.2");
+        assert_eq!(five.host.oci_runtime.name, "runc");
     }
 
     #[test]

@@ -371,6 +371,33 @@ mod tests {
     }
 
     #[test]
+    fn podman_5_4_prints_the_same_fields() {
+        // Captured from Podman 5.4.2 (Debian 13, as root) with the same objects as the
+        // 4.3.1 captures; the order of the keys differs, the fields silo reads do not.
+        let containers =
+            parse_containers(include_str!("../tests/fixtures/podman-5.4/ps.json")).unwrap();
+        let states: Vec<(&str, &str, bool)> = containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.state.as_str(), c.started_at.is_some()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("silo-capt0001", "created", false),
+                ("silo-capt0002", "running", true)
+            ]
+        );
+        let images =
+            parse_images(include_str!("../tests/fixtures/podman-5.4/images.json")).unwrap();
+        assert!(images[0].names.is_empty() && images[0].containers == 2);
+        assert_eq!(images[1].names, [tagged_name("capt0001")]);
+        let volumes =
+            parse_volumes(include_str!("../tests/fixtures/podman-5.4/volume-ls.json")).unwrap();
+        assert_eq!(volumes[0].private_to(), Some("capt0001"));
+        assert_eq!(volumes[1].private_to(), None);
+    }
+
+    #[test]
     fn empty_listings() {
         for empty in ["", "[]", "null\n", "[]\n"] {
             assert!(parse_containers(empty).unwrap().is_empty());
