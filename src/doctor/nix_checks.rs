@@ -56,7 +56,7 @@ pub fn check_nix(runner: &Runner) -> Vec<Check> {
         return checks;
     }
     let ping = if version >= (2, 19) { "info" } else { "ping" };
-    let store = runner.capture(&nix::command(["store".into(), ping.into()]));
+    let store = runner.capture(&nix::store_check(version));
     checks.push(match store {
         Ok(out) if out.success() => {
             let url = out
