@@ -73,7 +73,12 @@ fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// The attacks of the issue, against one workspace and a second one beside it.
 fn attack(env: &TestEnv) {
-    let tag = format!("b{}", std::process::id());
+    // Root and rootless run at once: each its own tag (file names, paths).
+    let tag = format!(
+        "b{}{}",
+        std::process::id(),
+        if env.user.is_some() { "u" } else { "r" }
+    );
     let user_toml = env.config.join("silo/silo.user.toml");
     let text = fs::read_to_string(&user_toml)
         .unwrap()
