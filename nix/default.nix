@@ -8,7 +8,7 @@
 { nixpkgs, home-manager }:
 {
   # settings: the parsed .silo/settings.json,
-  #   { siloVersion, system, id, user, fingerprint }.
+  #   { siloVersion, system, id, user, fingerprint, proxyFingerprint }.
   # modules: the user's home-manager modules, applied after silo's own
   #   (home.user.nix, then the project's home.nix).
   mkWorkspace =
@@ -38,9 +38,16 @@
         inherit pkgs home settings;
         inputs = { inherit nixpkgs home-manager; };
       };
+      # The network proxy of `[network] egress = "allow"` (built only then).
+      proxy = import ./proxy.nix { inherit pkgs settings; };
     in
     {
-      inherit image home pkgs;
+      inherit
+        image
+        home
+        pkgs
+        proxy
+        ;
     };
 
   homeModule = ../modules;

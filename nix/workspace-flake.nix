@@ -28,6 +28,7 @@
     {
       packages.${settings.system} = {
         image = workspace.image;
+        proxy = workspace.proxy;
         default = workspace.image;
       };
       homeConfigurations.${settings.user} = workspace.home;

@@ -7,8 +7,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::config::values::{Limits, WorkspaceId};
+use crate::config::values::{Egress, Limits, WorkspaceId};
 use crate::mapping::UserMapping;
+use crate::network::Policy;
 use crate::podman::{LABEL_CONFIG, LABEL_ID, LABEL_WORKSPACE};
 use crate::seccomp::Rules;
 use crate::volume::{MountForm, PersistMount};
@@ -32,6 +33,9 @@ pub struct Record {
     pub mapping: UserMapping,
     pub mounts: Vec<PersistMount>,
     pub ports: Vec<String>,
+    /// `[network]`'s policy. Containers made before it existed had the whole network.
+    #[serde(default)]
+    pub network: Policy,
     pub cpus: f64,
     pub memory_mb: i64,
     pub processes: i64,
@@ -60,6 +64,7 @@ impl Record {
             mapping,
             mounts,
             ports: config.ports.iter().map(ToString::to_string).collect(),
+            network: Policy::of(config),
             cpus,
             memory_mb,
             processes,
@@ -141,6 +146,14 @@ impl Record {
             ),
         );
         check(
+            self.network != current.network,
+            format!(
+                "the network policy changed from {} to {}",
+                self.network.describe(),
+                current.network.describe()
+            ),
+        );
+        check(
             (self.cpus, self.memory_mb, self.processes)
                 != (current.cpus, current.memory_mb, current.processes),
             "the limits changed".into(),
@@ -182,8 +195,9 @@ pub fn limit_args(limits: &Limits) -> Vec<String> {
 
 /// The `podman create` arguments (after `podman`) for a container made from `record`, in
 /// a fixed order: identity, labels, user mapping, workspace (with `.silo/` read-only over
-/// it), volume mounts, ports, limits, the system call filter, then the merged
-/// `create_args` exactly once, and the image.
+/// it), volume mounts, the network policy's flags, ports (on the container itself only
+/// with `egress = "all"`), limits, the system call filter, then the merged `create_args`
+/// exactly once, and the image.
 pub fn create_args(
     id: &WorkspaceId,
     names: &Names,
@@ -191,6 +205,7 @@ pub fn create_args(
     mapping_args: &[String],
     form: &MountForm,
     seccomp_profile: Option<&Path>,
+    network_args: &[String],
 ) -> Vec<OsString> {
     let workspace_source = &record.workspace;
     let mut args: Vec<String> = vec![
@@ -226,8 +241,11 @@ pub fn create_args(
             args.extend(["--mount".into(), arg]);
         }
     }
-    for port in &record.ports {
-        args.extend(["--publish".into(), port.clone()]);
+    args.extend(network_args.iter().cloned());
+    if record.network.egress == Egress::All {
+        for port in &record.ports {
+            args.extend(["--publish".into(), port.clone()]);
+        }
     }
     args.extend(limit_args(&record.limits()));
     if let Some(profile) = seccomp_profile {
@@ -256,6 +274,8 @@ mod tests {
             private_paths: vec![PersistPath::parse("/data").unwrap()],
             create_args: vec!["--cap-drop=ALL".into()],
             ports: vec![crate::config::values::PortMapping::parse("8080:80").unwrap()],
+            egress: Egress::All,
+            allow: vec![],
             limits: Limits {
                 cpus: 1.5,
                 memory_mb: 512,
@@ -311,6 +331,8 @@ mod tests {
             .ports
             .push(crate::config::values::PortMapping::parse("9000:9000").unwrap());
         other.limits.cpus = 2.0;
+        other.egress = Egress::Allow;
+        other.allow = vec![crate::config::values::AllowEntry::parse("crates.io").unwrap()];
         let current = Record::new(
             &other,
             "f2",
@@ -324,6 +346,7 @@ mod tests {
                 "the image inputs changed (home.nix, home.user.nix, flake.lock or silo)",
                 "the workspace moved from /home/alice/proj to /home/alice/renamed",
                 "the ports changed from [8080:80] to [8080:80, 9000:9000]",
+                "the network policy changed from all to allow [crates.io]",
                 "the limits changed",
             ]
         );

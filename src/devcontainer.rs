@@ -90,6 +90,7 @@ pub fn silo_part(
             format!("seccomp={}", profile.display()),
         ]);
     }
+    run_args.extend(crate::network::devcontainer_args(&record.network));
     run_args.extend(record.create_args.iter().cloned());
     // `.silo/` read-only over the workspace, as in the silo container.
     let mut mounts = vec![format!(
@@ -97,7 +98,11 @@ pub fn silo_part(
         Record::silo_target(names)
     )];
     mounts.extend(record.mounts.iter().flat_map(|m| form.args(m)));
-    let ports: Vec<u16> = s.config.ports.iter().map(|p| p.container).collect();
+    let ports: Vec<u16> = if record.network.egress == crate::config::values::Egress::All {
+        s.config.ports.iter().map(|p| p.container).collect()
+    } else {
+        Vec::new()
+    };
     let user = s.config.user.as_str();
     json!({
         "name": names.dev_container,
@@ -183,6 +188,11 @@ pub fn generate(s: &Session, update: bool) -> Result<()> {
     if !existed {
         eprintln!(
             "note: it holds settings of this machine and user; keep it out of git (add it to .gitignore), the project's part belongs in .silo/devcontainer.json"
+        );
+    }
+    if record.network.proxied() {
+        eprintln!(
+            "note: egress = \"allow\" needs silo's proxy, which VS Code's container does not get: it has no network (--network=none)"
         );
     }
     Ok(())

@@ -47,6 +47,8 @@ pub struct Settings {
     pub id: String,
     pub user: String,
     pub fingerprint: String,
+    /// What the network proxy's image (`#proxy`) is labelled with.
+    pub proxy_fingerprint: String,
 }
 
 /// The Nix system of this machine, as the flake's outputs are keyed.
@@ -165,6 +167,22 @@ impl Inputs {
         f.finish()
     }
 
+    /// The fingerprint of the proxy image: what it is built from, which is neither
+    /// home.nix file nor the user.
+    pub fn proxy_fingerprint(&self) -> Fingerprint {
+        let mut f = Fingerprinter::new();
+        f.part("silo", VERSION.as_bytes());
+        for (path, content) in LIBRARY {
+            f.part(path, content.as_bytes());
+        }
+        f.part("image", b"proxy")
+            .part("system", self.system.as_bytes())
+            .part("id", self.id.as_bytes())
+            .part("flake.lock", self.lock.as_bytes())
+            .part("inputs", self.overrides.as_bytes());
+        f.finish()
+    }
+
     pub fn settings(&self) -> Settings {
         Settings {
             silo_version: VERSION.to_owned(),
@@ -172,6 +190,7 @@ impl Inputs {
             id: self.id.clone(),
             user: self.user.clone(),
             fingerprint: self.fingerprint().0,
+            proxy_fingerprint: self.proxy_fingerprint().0,
         }
     }
 
@@ -332,6 +351,7 @@ mod tests {
     {
       packages.${settings.system} = {
         image = workspace.image;
+        proxy = workspace.proxy;
         default = workspace.image;
       };
       homeConfigurations.${settings.user} = workspace.home;
@@ -385,10 +405,11 @@ mod tests {
     fn settings_json_golden() {
         let mut settings = inputs().settings();
         settings.fingerprint = "0123456789abcdef".into();
+        settings.proxy_fingerprint = "fedcba9876543210".into();
         assert_eq!(
             serde_json::to_string_pretty(&settings).unwrap(),
             format!(
-                "{{\n  \"siloVersion\": \"{VERSION}\",\n  \"system\": \"x86_64-linux\",\n  \"id\": \"ab3f9c12\",\n  \"user\": \"alice\",\n  \"fingerprint\": \"0123456789abcdef\"\n}}"
+                "{{\n  \"siloVersion\": \"{VERSION}\",\n  \"system\": \"x86_64-linux\",\n  \"id\": \"ab3f9c12\",\n  \"user\": \"alice\",\n  \"fingerprint\": \"0123456789abcdef\",\n  \"proxyFingerprint\": \"fedcba9876543210\"\n}}"
             )
         );
     }

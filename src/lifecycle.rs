@@ -19,6 +19,7 @@ use crate::runner::{CommandFailed, Invocation, Tool};
 use crate::safe_fs::Dir;
 use crate::seccomp;
 use crate::session::Session;
+use crate::sidecar;
 use crate::state::{self, ContainerState, RunState};
 use crate::volume::{self, PersistMount};
 use crate::{host, mapping::UserMapping};
@@ -181,7 +182,10 @@ pub fn ensure_running(s: &Session) -> Result<ContainerState> {
     let (state, record) = s.container_state()?;
     check_not_a_copy(s, &state, &record)?;
     match state.run {
-        RunState::Running => warn_outdated(name, &state),
+        RunState::Running => {
+            warn_outdated(name, &state);
+            sidecar::start(s, state.record.as_ref().unwrap_or(&record))?;
+        }
         RunState::Stopped => {
             if state.workspace_moved() {
                 let old = state
@@ -196,19 +200,27 @@ pub fn ensure_running(s: &Session) -> Result<ContainerState> {
             }
             s.require_trust()?;
             warn_outdated(name, &state);
+            let created_from = state.record.as_ref().unwrap_or(&record);
             // Its volumes exist: Podman does not remove a volume a container uses.
-            check_mount_sources(s, state.record.as_ref().unwrap_or(&record))?;
+            check_mount_sources(s, created_from)?;
+            sidecar::recover(s, created_from)?;
             eprintln!("Starting {name}...");
             start(s)?;
+            sidecar::start(s, created_from)?;
         }
         RunState::Missing => {
             s.require_trust()?;
             image::ensure(s, BuildOptions::default(), false)?;
             let mountpoints = volume_setup(s, &record.mounts)?;
             check_mount_sources(s, &record)?;
-            create(s, &record, mountpoints)?;
+            let (network_args, addrs) = sidecar::prepare(s, &record)?;
+            create(s, &record, mountpoints, &network_args)?;
+            if let Some(addrs) = &addrs {
+                sidecar::create_forwarder(s, &record, addrs)?;
+            }
             eprintln!("Starting {name}...");
             start(s)?;
+            sidecar::start(s, &record)?;
         }
     }
     if let Some(warning) = limits_warning(state.record.as_ref().unwrap_or(&record)) {
@@ -247,7 +259,12 @@ fn check_started(s: &Session) -> Result<u32> {
     }
 }
 
-fn create(s: &Session, record: &Record, mountpoints: BTreeMap<String, String>) -> Result<()> {
+fn create(
+    s: &Session,
+    record: &Record,
+    mountpoints: BTreeMap<String, String>,
+    network_args: &[String],
+) -> Result<()> {
     let form = s.mount_form(mountpoints)?;
     let profile = if record.seccomp.any() {
         Some(seccomp::write(&s.state_dir()?, record.seccomp)?)
@@ -261,6 +278,7 @@ fn create(s: &Session, record: &Record, mountpoints: BTreeMap<String, String>) -
         &s.mapping_args()?,
         &form,
         profile.as_deref(),
+        network_args,
     );
     eprintln!("Creating {}...", s.names.container);
     let out = s
@@ -388,23 +406,41 @@ pub fn enter(s: &Session, what: &Enter, start: bool) -> Result<i32> {
 pub fn stop(s: &Session) -> Result<()> {
     let _lock = lock::acquire(&s.silo)?;
     state::clear_hint(&s.silo);
-    stop_and_remove(s, &s.names.container)
+    // The proxy of `egress = "allow"` goes with it, and so does what requires the
+    // container (the port forwarder); then the network, when there was one.
+    let names = sidecar::names(s);
+    let removed = stop_and_remove_with(s, &s.names.container, Some(&names.proxy))?;
+    if removed > 1 || s.record()?.network.proxied() {
+        sidecar::remove_network(s)?;
+    }
+    Ok(())
 }
 
 /// Stops (if running) and removes a container, in one podman call (it waits 10 s for
 /// the container to stop before killing it); a missing one is not an error.
 pub fn stop_and_remove(s: &Session, name: &str) -> Result<()> {
+    stop_and_remove_with(s, name, None).map(drop)
+}
+
+/// `stop_and_remove`, also removing `proxy` and whatever requires `name`; returns how
+/// many containers Podman removed.
+fn stop_and_remove_with(s: &Session, name: &str, proxy: Option<&str>) -> Result<usize> {
+    let invocation = match proxy {
+        Some(proxy) => crate::network::stop_and_remove(name, proxy),
+        None => podman::stop_and_remove(name),
+    };
     let out = s
         .runner
-        .run(&podman::stop_and_remove(name))
+        .run(&invocation)
         .with_context(|| format!("cannot stop and remove {name}"))?;
     // Podman names what it removed, and says nothing of a container that was not there.
-    if out.stdout.trim().is_empty() {
+    let removed = out.stdout.lines().filter(|l| !l.trim().is_empty()).count();
+    if removed == 0 {
         eprintln!("{name} does not exist");
     } else {
         eprintln!("Stopped and removed {name}");
     }
-    Ok(())
+    Ok(removed)
 }
 
 fn remove_container(s: &Session, name: &str) -> Result<()> {
@@ -421,9 +457,14 @@ pub fn remove(s: &Session) -> Result<()> {
     let name = &s.names.container;
     match s.inspect_container(name)? {
         Some(info) if info.running => bail!("{name} is running; stop it first with `silo stop`"),
-        Some(_) => remove_container(s, name)?,
+        Some(_) => {
+            sidecar::remove_forwarder(s)?;
+            remove_container(s, name)?;
+        }
         None => {}
     }
+    sidecar::remove_rest(s)?;
+    sidecar::remove_image(s)?;
     state::clear_hint(&s.silo);
     let image = &s.names.image;
     if s.inspect_image()?.is_some() {

@@ -93,6 +93,17 @@ pub fn build(
     flags: BuildFlags,
     link: Link,
 ) -> Invocation {
+    build_package(silo_dir, overrides, flags, link, "image")
+}
+
+/// `nix build` of one package of the workspace flake (`image`, `proxy`).
+pub fn build_package(
+    silo_dir: &Path,
+    overrides: &BTreeMap<String, FlakeRef>,
+    flags: BuildFlags,
+    link: Link,
+    package: &str,
+) -> Invocation {
     let mut args: Vec<OsString> = vec!["build".into(), "--json".into()];
     match link {
         Link::None => args.push("--no-link".into()),
@@ -110,7 +121,8 @@ pub fn build(
     }
     args.extend(override_args(overrides));
     let mut installable = flake_ref(silo_dir);
-    installable.push("#image");
+    installable.push("#");
+    installable.push(package);
     args.push(installable);
     nix(args)
 }

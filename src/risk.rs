@@ -52,10 +52,29 @@ const VALUE_FLAGS: &[&str] = &[
     "-p",
     "--publish",
     "--init-path",
+    "--sysctl",
 ];
 
-/// The dangerous arguments among `args`, in order.
-pub fn dangers(args: &[String]) -> Vec<Danger> {
+/// One flag of a `podman create` command line with its value, if it takes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+impl Flag {
+    /// The flag as written, with its value.
+    pub fn shown(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{} {v}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// The flags of `args`, in order, each with its value (`--flag=value`, `--flag value`
+/// for flags that take one, `-vSRC:DST`).
+pub fn flags(args: &[String]) -> Vec<Flag> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -74,15 +93,25 @@ pub fn dangers(args: &[String]) -> Vec<Danger> {
             }
             None => (flag, None),
         };
-        let shown = match &value {
-            Some(v) => format!("{flag} {v}"),
-            None => flag.to_owned(),
-        };
-        if let Some(why) = judge(flag, value.as_deref()) {
-            out.push(Danger { arg: shown, why });
-        }
+        out.push(Flag {
+            name: flag.to_owned(),
+            value,
+        });
     }
     out
+}
+
+/// The dangerous arguments among `args`, in order.
+pub fn dangers(args: &[String]) -> Vec<Danger> {
+    flags(args)
+        .into_iter()
+        .filter_map(|flag| {
+            judge(&flag.name, flag.value.as_deref()).map(|why| Danger {
+                arg: flag.shown(),
+                why,
+            })
+        })
+        .collect()
 }
 
 /// `-vSRC:DST` and `-pPORTS`: a short flag with its value attached.

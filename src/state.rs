@@ -182,6 +182,7 @@ mod tests {
             mapping: UserMapping::Rootless,
             mounts: Vec::new(),
             ports: Vec::new(),
+            network: crate::network::Policy::default(),
             cpus: 0.0,
             memory_mb: 0,
             processes: 1024,

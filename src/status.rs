@@ -11,6 +11,7 @@ use crate::lifecycle;
 use crate::nix_runner;
 use crate::risk::{self, Danger};
 use crate::session::Session;
+use crate::sidecar;
 use crate::state::{ImageState, RunState};
 use crate::trust::{Origin, Verdict};
 use crate::volume::PersistMount;
@@ -29,6 +30,22 @@ struct Status<'a> {
     limits: LimitsStatus,
     /// Where Nix runs for this workspace, and why.
     nix: nix_runner::Report,
+    network: NetworkStatus<'a>,
+}
+
+/// The network policy in force (the container's, when it exists) and its sidecars.
+#[derive(Serialize)]
+struct NetworkStatus<'a> {
+    egress: &'a str,
+    allow: &'a [String],
+    /// The proxy and the port forwarder, with `allow`.
+    sidecars: Vec<SidecarStatus>,
+}
+
+#[derive(Serialize)]
+struct SidecarStatus {
+    name: String,
+    state: RunState,
 }
 
 #[derive(Serialize)]
@@ -160,6 +177,27 @@ pub fn print(s: &Session, json: bool) -> Result<bool> {
     let effective = container.record.as_ref().unwrap_or(&record);
     let dangers = risk::dangers(&effective.create_args);
     let limits_warning = lifecycle::limits_warning(effective);
+    let sidecars = if effective.network.proxied() {
+        let names = sidecar::names(s);
+        let found = sidecar::states(s)?;
+        let mut wanted = vec![names.proxy];
+        if !effective.ports.is_empty() {
+            wanted.push(names.ports);
+        }
+        wanted
+            .into_iter()
+            .map(|name| {
+                let state = match found.iter().find(|(n, _)| *n == name) {
+                    Some((_, true)) => RunState::Running,
+                    Some((_, false)) => RunState::Stopped,
+                    None => RunState::Missing,
+                };
+                SidecarStatus { name, state }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if json {
         let status = Status {
             id: s.config.id.as_str(),
@@ -186,6 +224,11 @@ pub fn print(s: &Session, json: bool) -> Result<bool> {
                 why: limits_warning,
             },
             nix: nix_runner::choose(&s.runner, &s.config.runner).report(&s.volume_prefix),
+            network: NetworkStatus {
+                egress: effective.network.egress.as_str(),
+                allow: &effective.network.allow,
+                sidecars,
+            },
         };
         println!(
             "{}",
@@ -224,6 +267,22 @@ pub fn print(s: &Session, json: bool) -> Result<bool> {
     }
     if let Some(warning) = limits_warning {
         eprintln!("warning: {warning}");
+    }
+    if let Err(err) = sidecar::check_create_args(&record) {
+        eprintln!("note: {err}");
+    }
+    if container.run == RunState::Running {
+        for sidecar in sidecars.iter().filter(|c| c.state != RunState::Running) {
+            eprintln!(
+                "note: {} is not running, so the network policy's {} does not work; `silo start` starts it",
+                sidecar.name,
+                if sidecar.name.ends_with("-proxy") {
+                    "proxy"
+                } else {
+                    "port forwarding"
+                }
+            );
+        }
     }
     match image {
         ImageState::Missing => eprintln!(

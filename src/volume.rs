@@ -258,6 +258,8 @@ mod tests {
             ],
             create_args: vec![],
             ports: vec![],
+            egress: crate::config::values::Egress::All,
+            allow: vec![],
             limits: Limits::default(),
             inputs: BTreeMap::new(),
             runner: Default::default(),

@@ -10,7 +10,9 @@ use toml::Spanned;
 
 use super::problems::{Problems, type_error};
 use super::runner::{ImageRef, RunnerMode, RunnerSettings};
-use super::values::{FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId};
+use super::values::{
+    AllowEntry, Egress, FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId,
+};
 
 /// Which of the two files is being read: they allow different keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,8 @@ struct RawPodman {
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
     ports: Option<Vec<Spanned<String>>>,
+    egress: Option<Spanned<String>>,
+    allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +119,10 @@ pub struct CommonSettings {
     pub private_paths: Vec<PersistPath>,
     pub create_args: Vec<String>,
     pub ports: Vec<PortMapping>,
+    /// `[network].egress`, when the file sets it.
+    pub egress: Option<Egress>,
+    /// `[network].allow`.
+    pub allow: Vec<AllowEntry>,
     /// `[nix.inputs]`: input name -> flake reference.
     pub inputs: BTreeMap<String, FlakeRef>,
     /// `[nix] runner` and `runner_image`.
@@ -301,11 +309,31 @@ fn common_settings(
             }
         },
     );
+    let network = network.unwrap_or_default();
     let ports = check_all(
         problems,
         "[network].ports",
-        network.and_then(|n| n.ports),
+        network.ports,
         PortMapping::parse,
+    );
+    let egress = network.egress.as_ref().and_then(|e| {
+        check(problems, e, |s| {
+            Egress::parse(s).map_err(|e| format!("[network].egress: {e}"))
+        })
+    });
+    if let (Some(e), Some(Egress::None), Some(first)) = (&network.egress, egress, ports.first()) {
+        problems.add(
+            Some(e.span()),
+            format!(
+                "[network].egress = \"none\" gives the container no network, so the ports ({first}...) cannot be forwarded; remove them, or use egress = \"allow\" (with an empty allow list nothing goes out, and ports work)"
+            ),
+        );
+    }
+    let allow = check_all(
+        problems,
+        "[network].allow",
+        network.allow,
+        AllowEntry::parse,
     );
     let nix = nix.unwrap_or_default();
     let runner = RunnerSettings {
@@ -340,6 +368,8 @@ fn common_settings(
         private_paths,
         create_args,
         ports,
+        egress,
+        allow,
         inputs,
         runner,
     }
@@ -651,6 +681,39 @@ processes = 1024
             msg.starts_with(
                 "invalid configuration in /cfg/silo.user.toml:\n  /cfg/silo.user.toml:1:"
             ),
+            "{msg}"
+        );
+    }
+    #[test]
+    fn network_policy() {
+        let file = workspace(
+            "[general]\nid = \"ab3f9c12\"\n[network]\negress = \"allow\"\nallow = [\"crates.io\", \"*.NPMJS.org\", \"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        assert_eq!(file.common.egress, Some(Egress::Allow));
+        let allow: Vec<String> = file.common.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["crates.io", "*.npmjs.org", "10.0.0.0/8"]);
+        let file = user("[network]\nallow = [\"github.com\"]\n").unwrap();
+        assert_eq!(file.common.egress, None);
+
+        let msg = err(workspace(
+            "[general]\nid = \"ab3f9c12\"\n[network]\negress = \"some\"\nallow = [\"ok.org\", \"http://x\"]\n",
+        ));
+        assert!(
+            msg.contains(
+                "silo.toml:4:10: [network].egress: egress \"some\" is not one of \"all\", \"none\" or \"allow\""
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("silo.toml:5:20: [network].allow: the allowed host \"http://x\" is invalid: write the host name alone"),
+            "{msg}"
+        );
+        let msg = err(workspace(
+            "[general]\nid = \"ab3f9c12\"\n[network]\nports = [\"8080:80\"]\negress = \"none\"\n",
+        ));
+        assert!(
+            msg.contains("silo.toml:5:10: [network].egress = \"none\" gives the container no network, so the ports (8080:80...) cannot be forwarded"),
             "{msg}"
         );
     }

@@ -10,13 +10,15 @@ pub mod values;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::host;
 use crate::safe_fs::Dir;
 use file::{UserFile, WorkspaceFile};
 use runner::RunnerConfig;
-use values::{FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId};
+use values::{
+    AllowEntry, Egress, FlakeRef, Limits, PersistPath, PortMapping, UserName, WorkspaceId,
+};
 
 /// The user-wide files in `$XDG_CONFIG_HOME/silo` (fallback `~/.config/silo`).
 #[derive(Debug, Clone)]
@@ -92,6 +94,10 @@ pub struct Config {
     pub private_paths: Vec<PersistPath>,
     pub create_args: Vec<String>,
     pub ports: Vec<PortMapping>,
+    /// `[network].egress`: the workspace file's, else the user file's, else `all`.
+    pub egress: Egress,
+    /// `[network].allow`: user entries first, then the workspace's (used with `allow`).
+    pub allow: Vec<AllowEntry>,
     /// `[limits]`, from the workspace file only.
     pub limits: Limits,
     /// `[nix.inputs]`: the workspace file wins per input.
@@ -105,8 +111,26 @@ pub struct Config {
 pub fn parse(user: (&str, &Path), workspace: (&str, &Path)) -> Result<(Config, WorkspaceFile)> {
     let user_file = file::parse_user(user.0, user.1)?;
     let workspace_file = file::parse_workspace(workspace.0, workspace.1)?;
+    let user_ports = !user_file.common.ports.is_empty();
+    let user_egress = user_file.common.egress.is_some();
     let config = merge(user_file, workspace_file.clone())
         .map_err(|e| anyhow!("{}: {e}", user.1.display()))?;
+    if config.egress == Egress::None && !config.ports.is_empty() {
+        // Within one file this is reported at its position; here the files disagree.
+        let egress_from = if workspace_file.common.egress.is_some() || !user_egress {
+            workspace.1
+        } else {
+            user.1
+        };
+        let ports_from = if user_ports { user.1 } else { workspace.1 };
+        let ports: Vec<String> = config.ports.iter().map(ToString::to_string).collect();
+        bail!(
+            "[network].egress = \"none\" in {} gives the container no network, so the ports {} of {} cannot be forwarded; remove them, or use egress = \"allow\" (with an empty allow list nothing goes out, and ports work)",
+            egress_from.display(),
+            ports.join(", "),
+            ports_from.display()
+        );
+    }
     Ok((config, workspace_file))
 }
 
@@ -134,6 +158,8 @@ fn merge(user: UserFile, workspace: WorkspaceFile) -> std::result::Result<Config
         private_paths: concat(u.private_paths, w.private_paths),
         create_args: concat(u.create_args, w.create_args),
         ports: concat(u.ports, w.ports),
+        egress: w.egress.or(u.egress).unwrap_or_default(),
+        allow: concat(u.allow, w.allow),
         limits: workspace.limits,
         inputs,
         runner,
@@ -242,6 +268,49 @@ nixpkgs = "path:/src/nixpkgs"
         assert_eq!(
             dir.devcontainer_json(),
             Path::new("/x/silo/devcontainer.user.json")
+        );
+    }
+    #[test]
+    fn egress_workspace_wins_and_allow_lists_concatenate() {
+        let user = "[general]\nuser = \"alice\"\n[network]\negress = \"allow\"\nallow = [\"github.com\"]\n";
+        let config = merged(
+            user,
+            "[general]\nid = \"ab3f9c12\"\n[network]\nallow = [\"crates.io\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.egress, Egress::Allow);
+        let allow: Vec<String> = config.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["github.com", "crates.io"]);
+        let config = merged(
+            user,
+            "[general]\nid = \"ab3f9c12\"\n[network]\negress = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.egress, Egress::None);
+        let config = merged(
+            "[general]\nuser = \"alice\"\n",
+            "[general]\nid = \"ab3f9c12\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.egress, Egress::All);
+    }
+
+    #[test]
+    fn no_network_refuses_ports_from_the_other_file() {
+        let err = parse(
+            (
+                "[general]\nuser = \"alice\"\n[network]\nports = [\"3000:3000\"]\n",
+                Path::new("/cfg/silo.user.toml"),
+            ),
+            (
+                "[general]\nid = \"ab3f9c12\"\n[network]\negress = \"none\"\n",
+                Path::new("/ws/.silo/silo.toml"),
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[network].egress = \"none\" in /ws/.silo/silo.toml gives the container no network, so the ports 3000:3000 of /cfg/silo.user.toml cannot be forwarded; remove them, or use egress = \"allow\" (with an empty allow list nothing goes out, and ports work)"
         );
     }
 }

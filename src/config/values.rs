@@ -4,6 +4,8 @@
 use std::fmt;
 use std::io::Read;
 
+use serde::{Deserialize, Serialize};
+
 /// The 8-character workspace id, `[a-z0-9]{8}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WorkspaceId(String);
@@ -306,6 +308,132 @@ impl FlakeRef {
     }
 }
 
+/// `[network].egress`: where the workspace container may connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Egress {
+    /// Anywhere, as any container on Podman's default network (the default).
+    #[default]
+    All,
+    /// Nowhere: no network at all, not even published ports.
+    None,
+    /// Only the hosts in `[network].allow`, through silo's proxy.
+    Allow,
+}
+
+impl Egress {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Egress::All),
+            "none" => Ok(Egress::None),
+            "allow" => Ok(Egress::Allow),
+            _ => Err(format!(
+                "egress {s:?} is not one of \"all\", \"none\" or \"allow\""
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Egress::All => "all",
+            Egress::None => "none",
+            Egress::Allow => "allow",
+        }
+    }
+}
+
+/// One entry of `[network].allow`: a host name (`crates.io`), all names below a domain
+/// (`*.npmjs.org`), an IPv4 address or an IPv4 range (`10.0.0.0/8`). Names are kept in
+/// lower case; the proxy compares without regard to case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowEntry {
+    Host(String),
+    /// The names below this domain (not the domain itself).
+    Subdomains(String),
+    /// An address is a range of prefix 32.
+    Range(std::net::Ipv4Addr, u8),
+}
+
+impl AllowEntry {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("the allowed host {s:?} is invalid: {why}");
+        if s.contains("://") {
+            return Err(bad("write the host name alone, without a scheme or path"));
+        }
+        if s.contains(':') {
+            return Err(bad(
+                "IPv6 addresses and ports are not supported; name the host (every port of an allowed host is open)",
+            ));
+        }
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        if addr.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            let octets: Vec<&str> = addr.split('.').collect();
+            let canonical = octets.len() == 4
+                && octets
+                    .iter()
+                    .all(|o| !o.is_empty() && (o.len() == 1 || !o.starts_with('0')));
+            let ip = addr
+                .parse::<std::net::Ipv4Addr>()
+                .ok()
+                .filter(|_| canonical)
+                .ok_or_else(|| bad("not an IPv4 address in the form 10.1.2.3"))?;
+            let prefix = match prefix {
+                None => 32,
+                Some(p) => p
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| *n <= 32 && n.to_string() == p)
+                    .ok_or_else(|| bad("the prefix length after '/' must be 0 to 32"))?,
+            };
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            if u32::from(ip) & !mask != 0 {
+                return Err(bad(&format!(
+                    "{ip} has bits set outside the /{prefix} prefix; write the range's first address"
+                )));
+            }
+            return Ok(AllowEntry::Range(ip, prefix));
+        }
+        if prefix.is_some() {
+            return Err(bad("only IPv4 ranges take a '/' prefix length"));
+        }
+        let (wildcard, name) = match s.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let name = name.to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(bad(
+                "use a host name of letters, digits, '-' and '_' between dots, optionally starting with '*.', or an IPv4 address or range",
+            ));
+        }
+        Ok(if wildcard {
+            AllowEntry::Subdomains(name)
+        } else {
+            AllowEntry::Host(name)
+        })
+    }
+}
+
+impl fmt::Display for AllowEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowEntry::Host(name) => f.write_str(name),
+            AllowEntry::Subdomains(name) => write!(f, "*.{name}"),
+            AllowEntry::Range(ip, 32) => write!(f, "{ip}"),
+            AllowEntry::Range(ip, prefix) => write!(f, "{ip}/{prefix}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,5 +574,70 @@ mod tests {
         for bad in ["", "path:./x", "./x", "path:../x", "src/nixpkgs", "a b"] {
             assert!(FlakeRef::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+    #[test]
+    fn egress_values() {
+        for (s, e) in [
+            ("all", Egress::All),
+            ("none", Egress::None),
+            ("allow", Egress::Allow),
+        ] {
+            assert_eq!(Egress::parse(s), Ok(e));
+            assert_eq!(e.as_str(), s);
+        }
+        assert!(Egress::parse("All").is_err());
+        assert!(Egress::parse("").is_err());
+    }
+
+    #[test]
+    fn allow_entries() {
+        for (s, shown) in [
+            ("crates.io", "crates.io"),
+            ("Crates.IO", "crates.io"),
+            ("*.npmjs.org", "*.npmjs.org"),
+            ("localhost", "localhost"),
+            ("my_host-1", "my_host-1"),
+            ("10.1.2.3", "10.1.2.3"),
+            ("10.1.2.3/32", "10.1.2.3"),
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            ("0.0.0.0/0", "0.0.0.0/0"),
+            ("192.168.4.128/25", "192.168.4.128/25"),
+        ] {
+            assert_eq!(AllowEntry::parse(s).unwrap().to_string(), shown, "{s}");
+        }
+        assert_eq!(
+            AllowEntry::parse("*.npmjs.org"),
+            Ok(AllowEntry::Subdomains("npmjs.org".into()))
+        );
+        for bad in [
+            "",
+            "*",
+            "*.",
+            "a..b",
+            ".a",
+            "a.",
+            "a*.b",
+            "*.*.b",
+            "a b",
+            "a/b",
+            "https://crates.io",
+            "crates.io:443",
+            "::1",
+            "2001:db8::/32",
+            "10.1.2",
+            "10.1.2.3.4",
+            "10.01.2.3",
+            "256.1.2.3",
+            "10.1.2.3/33",
+            "10.1.2.3/-1",
+            "10.1.2.3/08",
+            "10.1.2.3/24",
+            "10.0.0.0/",
+            &"a".repeat(64),
+        ] {
+            assert!(AllowEntry::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let msg = AllowEntry::parse("10.1.2.3/24").unwrap_err();
+        assert!(msg.contains("write the range's first address"), "{msg}");
     }
 }

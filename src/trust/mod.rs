@@ -50,6 +50,12 @@ pub struct Settings {
     /// the host's Nix and the image, so it needs no approval.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_image: Option<String>,
+    /// `[network].egress` as the workspace sets it (none: the user's default applies).
+    /// Records older than the network policy lack these, which reads as unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
     /// For a workspace silo did not create: home.nix, which Nix evaluates and builds on
     /// the host, and devcontainer.json, which becomes VS Code's container settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +83,8 @@ impl Settings {
                 .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
                 .collect(),
             runner_image: c.runner.image.as_ref().map(|i| i.as_str().to_owned()),
+            egress: c.egress.map(|e| e.as_str().to_owned()),
+            allow: c.allow.iter().map(ToString::to_string).collect(),
             home_nix: Some(home_nix.to_owned()),
             devcontainer_json: devcontainer_json.map(str::to_owned),
         }
@@ -351,6 +359,8 @@ mod tests {
             processes: 1024,
             inputs: BTreeMap::new(),
             runner_image: None,
+            egress: None,
+            allow: vec![],
             home_nix: Some("{ ... }:\n{\n}\n".into()),
             devcontainer_json: None,
         }
@@ -487,5 +497,43 @@ mod tests {
             "ports": [], "cpus": 0.0, "memory_mb": 0, "processes": 0, "inputs": {}}}"#;
         let record: Record = serde_json::from_str(old).unwrap();
         assert_eq!(record.settings.runner_image, None);
+    }
+    #[test]
+    fn the_network_policy_needs_approval() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let s = subject(tmp.path(), settings());
+        store.created(&s).unwrap();
+        let mut opened = s.clone();
+        opened.settings.egress = Some("allow".into());
+        opened.settings.allow = vec!["crates.io".into()];
+        let Verdict::Review(review) = store.verdict(&opened).unwrap() else {
+            panic!("a new network policy was trusted");
+        };
+        let text = review.render();
+        assert!(
+            text.contains(
+                "  [network].egress: (not set: your default from silo.user.toml) -> allow\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  [network].allow: (none) -> crates.io\n"),
+            "{text}"
+        );
+        store.approve(&review).unwrap();
+        let mut wider = opened.clone();
+        wider.settings.allow.push("*.evil.example".into());
+        assert!(matches!(store.verdict(&wider).unwrap(), Verdict::Review(_)));
+
+        // A record written before the network policy existed still approves.
+        let old = r#"{"path": "/p", "owner": 0, "origin": "created", "settings": {"id": "ab3f9c12",
+            "podman": false, "shared_paths": [], "private_paths": [], "create_args": [], "ports": [],
+            "cpus": 0.0, "memory_mb": 0, "processes": 0, "inputs": {}}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (record.settings.egress, record.settings.allow.len()),
+            (None, 0)
+        );
     }
 }

@@ -98,6 +98,13 @@ fn inputs(map: &BTreeMap<String, String>) -> String {
         .join(", ")
 }
 
+fn egress(s: &Settings) -> String {
+    match &s.egress {
+        Some(egress) => egress.clone(),
+        None => "(not set: your default from silo.user.toml)".to_owned(),
+    }
+}
+
 fn limits(s: &Settings) -> String {
     format!(
         "cpus {}, memory {} MB, processes {}",
@@ -115,6 +122,8 @@ fn describe(s: &Settings) -> String {
         ("private_paths", list(&s.private_paths)),
         ("create_args", list(&s.create_args)),
         ("ports", list(&s.ports)),
+        ("[network].egress", egress(s)),
+        ("[network].allow", list(&s.allow)),
         ("[limits]", limits(s)),
         ("[nix.inputs]", inputs(&s.inputs)),
     ];
@@ -156,6 +165,7 @@ fn changes(old: &Settings, new: &Settings) -> String {
         old.podman.to_string(),
         new.podman.to_string(),
     );
+    scalar("[network].egress", egress(old), egress(new));
     scalar("[limits]", limits(old), limits(new));
     scalar("[nix.inputs]", inputs(&old.inputs), inputs(&new.inputs));
     let image = |i: &Option<String>| i.clone().unwrap_or_else(|| "(silo's default)".into());
@@ -169,6 +179,7 @@ fn changes(old: &Settings, new: &Settings) -> String {
         ("private_paths", &old.private_paths, &new.private_paths),
         ("create_args", &old.create_args, &new.create_args),
         ("ports", &old.ports, &new.ports),
+        ("[network].allow", &old.allow, &new.allow),
     ] {
         if a != b {
             let _ = writeln!(out, "  {key}: {} -> {}", list(a), list(b));
@@ -257,6 +268,8 @@ mod tests {
             processes: 0,
             inputs: BTreeMap::new(),
             runner_image: None,
+            egress: None,
+            allow: vec![],
             home_nix: None,
             devcontainer_json: None,
         };
