@@ -10,6 +10,7 @@ use crate::container::Record;
 use crate::flake;
 use crate::network::{self, Addresses, NetNames};
 use crate::nix::{self, BuildFlags};
+use crate::nix_log;
 use crate::podman::{self, LABEL_FINGERPRINT};
 use crate::proxy;
 use crate::runner::{Invocation, Tool};
@@ -83,15 +84,28 @@ pub fn ensure_proxy_image(s: &Session) -> Result<()> {
     eprintln!("Building {} (the network proxy)...", names.proxy_image);
     flake::render(&s.inputs, &s.silo)?;
     let silo_dir = s.ws.silo_dir();
+    // Nix's output as the image build shows it.
+    let mut log = nix_log::Filter::new(
+        nix_log::Sources::new(
+            nix_log::shown_silo_dir(&silo_dir, &s.ws.subdir),
+            s.inputs.home_user_nix_path.clone(),
+            s.inputs.settings_json(),
+        ),
+        !s.config.inputs.is_empty(),
+        s.runner.verbose,
+    );
     let stdout = s
         .runner
-        .stream(&nix::build_package(
-            &silo_dir,
-            &s.config.inputs,
-            BuildFlags::default(),
-            nix::Link::None,
-            "proxy",
-        ))
+        .stream_filtered(
+            &nix::build_package(
+                &silo_dir,
+                &s.config.inputs,
+                BuildFlags::default(),
+                nix::Link::None,
+                "proxy",
+            ),
+            &mut |line| log.line(line),
+        )
         .context("nix build of the network proxy failed")?;
     let archive = nix::parse_build_output(&stdout)?;
     s.runner

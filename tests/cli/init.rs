@@ -259,7 +259,7 @@ fn configuration_errors_print_the_whole_chain() {
     ));
     let run = env.silo(&["status"]);
     run.code_is(1)
-        .stderr_has("unknown field `bogus`, expected `ports`");
+        .stderr_has("unknown field `bogus`, expected one of `ports`, `egress`, `allow`");
 
     env.edit(".silo/silo.toml", |text| text.replace("\nbogus = 1", ""));
     env.silo(&["status"])

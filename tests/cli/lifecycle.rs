@@ -324,11 +324,15 @@ fn stop_and_rm() {
     env.silo(&["stop"])
         .success()
         .stderr_has(&format!("Stopped and removed silo-{id}"));
-    // One podman call: stop (10 s, then kill) and remove.
+    // One podman call: stop (10 s, then kill) and remove, with the network proxy and
+    // what requires the container, should there be any.
     assert_eq!(
         env.calls_starting("podman", &["rm"]),
-        [format!("rm --force --time 10 silo-{id}")]
+        [format!(
+            "rm --force --time 10 --depend silo-{id} silo-{id}-proxy"
+        )]
     );
+    assert!(env.calls_starting("podman", &["network"]).is_empty());
     env.silo(&["status"])
         .code_is(3)
         .stdout_is("Stopped\n")

@@ -10,6 +10,7 @@ mod commands;
 mod devcontainer;
 mod init;
 mod lifecycle;
+mod network;
 mod runner;
 mod trust;
 

@@ -41,16 +41,25 @@ decode() {
 }
 case " $* " in
 *" build "*)
-    dir=${last#path:} dir=${dir%#image}
+    dir=${last#path:} dir=${dir%#*} package=${last##*#}
     dir=$(decode "$dir")
     field() { sed -n "s/.*\"$1\": \"\\(.*\\)\".*/\\1/p" "$dir/settings.json"; }
     mkdir -p "$state/store"
-    fingerprint=$(field fingerprint | tr -d '\n') id=$(field id | tr -d '\n')
-    out="$state/store/$fingerprint$fingerprint-silo-$id.tar"
+    id=$(field id | tr -d '\n')
+    case $package in
+    proxy)
+        fingerprint=$(field proxyFingerprint | tr -d '\n')
+        out="$state/store/$fingerprint$fingerprint-silo-$id-proxy.tar"
+        ;;
+    *)
+        fingerprint=$(field fingerprint | tr -d '\n')
+        out="$state/store/$fingerprint$fingerprint-silo-$id.tar"
+        ;;
+    esac
     printf '%s' "$fingerprint" >"$out"
     printf '%s' "$id" >"$out.id"
-    echo "building '/nix/store/fake-image.drv'..." >&2
-    printf '[{"drvPath":"/nix/store/fake-image.drv","outputs":{"out":"%s"}}]\n' "$out"
+    echo "building '/nix/store/fake-$package.drv'..." >&2
+    printf '[{"drvPath":"/nix/store/fake-%s.drv","outputs":{"out":"%s"}}]\n' "$package" "$out"
     ;;
 *" flake "*)
     dir=${last#path:} lock=

@@ -85,15 +85,17 @@ case "$1 $2" in
     exit $status
     ;;
 "load --input")
-    fingerprint=$(cat "$3") id=$(cat "$3.id")
-    old="$state/image-$id"
+    fingerprint=$(cat "$3") id=$(cat "$3.id") key=$(cat "$3.id")
+    # The network proxy's image: localhost/silo-ID-proxy.
+    case $3 in *-proxy.tar) key=$key-proxy ;; esac
+    old="$state/image-$key"
     if [ -f "$old" ]; then
         previous=$(field io.silo.fingerprint "$old")
         if [ "$previous" != "$fingerprint" ]; then mv "$old" "$state/replaced-$previous"; fi
     fi
     printf '[{"Id":"img-%s","Labels":{"io.silo.fingerprint":"%s","io.silo.id":"%s"}}]\n' \
-        "$fingerprint" "$fingerprint" "$id" >"$state/image-$id"
-    echo "Loaded image: localhost/silo-$id:latest"
+        "$fingerprint" "$fingerprint" "$id" >"$state/image-$key"
+    echo "Loaded image: localhost/silo-$key:latest"
     ;;
 "create --name")
     label= previous= id= ws=
@@ -111,22 +113,59 @@ case "$1 $2" in
     printf '%s' "$id" >"$state/container-$3.id"
     printf '%s' "$ws" >"$state/container-$3.ws"
     field Id "$state/image-$(image_id "$last")" >"$state/container-$3.image"
+    previous=
+    for arg; do
+        if [ "$previous" = --requires ]; then printf '%s' "$arg" >"$state/container-$3.requires"; fi
+        previous=$arg
+    done
     ;;
 "start "*)
     if [ -n "$FAKE_START_ERROR" ]; then echo "$FAKE_START_ERROR" >&2; exit 125; fi
     touch "$state/container-$2.running"
+    # What --requires starts with it.
+    requires=$(cat "$state/container-$2.requires" 2>/dev/null) || true
+    if [ -n "$requires" ]; then touch "$state/container-$requires.running"; fi
     ;;
 "stop "*) rm -f "$state/container-$last.running" ;;
 "rm "*)
-    # `rm --force --time N NAME` names what it removed; a missing container is fine.
-    if [ -f "$state/container-$last.running" ] && [ "$2" != --force ]; then
-        echo "Error: cannot remove container $last as it is running" >&2
-        exit 2
+    # `rm --force --time N [--depend] NAME...` names what it removed; a missing container
+    # is fine. --depend also removes the containers that require one removed.
+    names= depend= skip=
+    shift
+    for arg; do
+        if [ -n "$skip" ]; then skip=; continue; fi
+        case $arg in
+        --time) skip=1 ;;
+        --depend) depend=1 ;;
+        -*) ;;
+        *) names="$names $arg" ;;
+        esac
+    done
+    if [ -n "$depend" ]; then
+        more=1
+        while [ -n "$more" ]; do
+            more=
+            for file in "$state"/container-*.requires; do
+                [ -f "$file" ] || continue
+                name=${file#"$state"/container-}
+                name=${name%.requires}
+                case " $names " in *" $name "*) continue ;; esac
+                case " $names " in *" $(cat "$file") "*) names="$name $names" more=1 ;; esac
+            done
+        done
     fi
-    if [ -f "$state/container-$last" ]; then
-        rm -f "$state/container-$last" "$state/container-$last".*
-        echo "$last"
-    fi
+    for name in $names; do
+        if [ -f "$state/container-$name.running" ] && [ "$1" != --force ]; then
+            echo "Error: cannot remove container $name as it is running" >&2
+            exit 2
+        fi
+    done
+    for name in $names; do
+        if [ -f "$state/container-$name" ]; then
+            rm -f "$state/container-$name" "$state/container-$name".*
+            echo "$name"
+        fi
+    done
     ;;
 "rmi "*)
     # By name (localhost/silo-ID) or by image id (img-FINGERPRINT).
@@ -282,6 +321,23 @@ case "$1 $2" in
         ;;
     cp) cp "$3" "$4" && cp "$3.id" "$4.id" && chmod 444 "$4" ;;
     esac
+    ;;
+"network inspect")
+    if [ -f "$state/network-$3" ]; then
+        printf '[{"name":"%s","subnets":[{"subnet":"10.89.7.0/24"}],"internal":true,"dns_enabled":false}]\n' "$3"
+    else
+        echo '[]'
+        echo "Error: inspecting object: network $3: unable to find network with name or ID $3: network not found" >&2
+        exit 125
+    fi
+    ;;
+"network create") touch "$state/network-$last" && echo "$last" ;;
+"network rm")
+    if [ ! -f "$state/network-$3" ]; then
+        echo "Error: unable to find network with name or ID $3: network not found" >&2
+        exit 1
+    fi
+    rm -f "$state/network-$3" && echo "$3"
     ;;
 *) ;; # run (volume setup): succeed quietly
 esac

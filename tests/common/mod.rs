@@ -429,8 +429,13 @@ impl Drop for TestEnv {
                     format!("silo-{id}-dev"),
                     format!("localhost/silo-{id}"),
                 );
-                self.podman(&["rm", "--force", "--time", "0", &c, &dev]);
-                self.podman(&["rmi", "--force", &image]);
+                let (ports, proxy) = (format!("silo-{id}-ports"), format!("silo-{id}-proxy"));
+                // The forwarder requires the container, which requires the proxy.
+                for name in [&ports, &c, &dev, &proxy] {
+                    self.podman(&["rm", "--force", "--time", "0", name]);
+                }
+                self.podman(&["network", "rm", &format!("silo-{id}-net")]);
+                self.podman(&["rmi", "--force", &image, &format!("{image}-proxy")]);
             }
         }
         self.remove_test_volumes();
