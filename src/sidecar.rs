@@ -17,9 +17,10 @@ use crate::runner::{Invocation, Tool};
 use crate::safe_fs::Dir;
 use crate::session::Session;
 
-/// The network the sidecars reach the outside through: Podman's default network, or,
-/// for the end-to-end tests (whose traffic must not leave the machine), the network
-/// `SILO_PROXY_NETWORK` names.
+/// The network the proxy reaches the outside through: Podman's default network, or, for
+/// the end-to-end tests (whose traffic must not leave the machine), the network
+/// `SILO_PROXY_NETWORK` names. The port forwarder is always on the default network,
+/// where Podman publishes ports.
 pub fn outside() -> String {
     std::env::var("SILO_PROXY_NETWORK")
         .ok()
@@ -236,7 +237,12 @@ pub fn create_forwarder(s: &Session, record: &Record, addrs: &Addresses) -> Resu
         .collect();
     eprintln!("Creating {}...", names.ports);
     s.runner
-        .run(&network::create_ports(&names, addrs, &outside(), &ports))
+        .run(&network::create_ports(
+            &names,
+            addrs,
+            network::DEFAULT_OUTSIDE,
+            &ports,
+        ))
         .with_context(|| format!("cannot create the port forwarder {}", names.ports))?;
     Ok(())
 }

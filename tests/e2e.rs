@@ -402,13 +402,9 @@ fn podman5_and_nix226_in_debian13() {
         common::skip(&format!("{} is missing", tool.display()));
         return;
     }
-    let root = "/var/tmp/silo-debian13";
-    let chroot = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(&tool);
-        cmd.arg(root).args(args);
-        cmd
-    };
-    must(&mut chroot(&["setup"]), "building the Debian 13 chroot");
+    let d13 = common::real::Debian13::open(&tool);
+    let root = d13.root;
+    let chroot = |args: &[&str]| d13.command(args);
     // The fixture's layer builder uses fakeroot, which the chroot lacks.
     must(
         &mut chroot(&[
@@ -420,13 +416,6 @@ fn podman5_and_nix226_in_debian13() {
         ]),
         "installing fakeroot in the chroot",
     );
-    struct Teardown<'a>(&'a dyn Fn(&[&str]) -> std::process::Command);
-    impl Drop for Teardown<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["teardown"]).status();
-        }
-    }
-    let _teardown = Teardown(&chroot);
 
     let dir = tempfile::Builder::new()
         .prefix("silo-debian13-")

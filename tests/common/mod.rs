@@ -188,7 +188,15 @@ impl TestEnv {
                     "-i",
                     "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 ]);
-                c.arg(format!("HOME={}", self.home.display())).arg(path);
+                c.arg(format!("HOME={}", self.home.display()));
+                // A test that gives Podman a runtime directory of its own.
+                c.args(
+                    self.env
+                        .iter()
+                        .filter(|(k, _)| k == "XDG_RUNTIME_DIR")
+                        .map(|(k, v)| format!("{k}={v}")),
+                );
+                c.arg(path);
                 c
             }
             None => Command::new(path),

@@ -36,6 +36,12 @@ macro_rules! root_only {
 }
 
 pub fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
+    real_tools_with(user, &[])
+}
+
+/// `real_tools` with extra environment for silo and the tools, set before the first
+/// podman command (Podman keeps its runtime directory from the first).
+pub fn real_tools_with(user: Option<&str>, vars: &[(&str, &str)]) -> Result<TestEnv, String> {
     for (path, package) in [
         ("/usr/bin/busybox", "busybox-static"),
         ("/usr/bin/fakeroot", "fakeroot"),
@@ -44,7 +50,10 @@ pub fn real_tools(user: Option<&str>) -> Result<TestEnv, String> {
             return Err(format!("{path} is missing (apt install {package})"));
         }
     }
-    let env = TestEnv::with_real_tools(user)?;
+    let mut env = TestEnv::with_real_tools(user)?;
+    for (key, value) in vars {
+        env.set(key, value);
+    }
     // The tools must work for this user, not just exist.
     for (tool, args) in [
         (
@@ -131,4 +140,65 @@ pub fn must(cmd: &mut std::process::Command, what: &str) -> String {
     );
     assert!(out.status.success(), "{what} failed:\n{text}");
     text
+}
+
+/// The Debian 13 chroot (Podman 5.4, Nix 2.26) of ../shared/tools/debian13-chroot that
+/// the end-to-end tests share, held under an exclusive lock (`<root>.lock`) from open
+/// to drop, which tears its mounts down: no other test uses or unmounts it meanwhile.
+pub struct Debian13 {
+    tool: std::path::PathBuf,
+    pub root: &'static str,
+    _lock: fs::File,
+}
+
+impl Debian13 {
+    pub const ROOT: &'static str = "/var/tmp/silo-debian13";
+
+    /// Waits for the lock, then builds the chroot if needed (about 80 s the first time).
+    pub fn open(tool: &Path) -> Debian13 {
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(format!("{}.lock", Self::ROOT))
+            .expect("opening the chroot's lock file");
+        lock.lock().expect("locking the chroot");
+        let chroot = Debian13 {
+            tool: tool.to_path_buf(),
+            root: Self::ROOT,
+            _lock: lock,
+        };
+        must(
+            &mut chroot.command(&["setup"]),
+            "building the Debian 13 chroot",
+        );
+        chroot
+    }
+
+    /// The chroot tool with `args` (`run ...`, `setup`).
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.tool);
+        cmd.arg(self.root).args(args);
+        cmd
+    }
+
+    /// Runs a command with the chroot as the root of a new mount namespace
+    /// (tests/common/enter-chroot.sh), where Podman's exec sessions are isolated as on a
+    /// real machine. Directories must have been bound with `run -b` before.
+    pub fn enter(&self, args: &[&str]) -> std::process::Output {
+        let enter = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/enter-chroot.sh");
+        std::process::Command::new("unshare")
+            .arg("--mount")
+            .arg(enter)
+            .arg(self.root)
+            .args(args)
+            .output()
+            .expect("running unshare")
+    }
+}
+
+impl Drop for Debian13 {
+    fn drop(&mut self) {
+        let _ = self.command(&["teardown"]).status();
+    }
 }
