@@ -17,4 +17,5 @@ use common::chroot;
 mod drv;
 mod eval;
 mod flakes;
+mod proxy;
 mod workspace;

@@ -46,6 +46,7 @@ fn workspace_flakes_evaluate_with_nixpkgs_and_home_manager_25_05() {
                 format!("{}#homeConfigurations.{USER}.activationPackage", flake(dir)),
             ]
         })
+        .chain([format!("{}#packages.x86_64-linux.proxy", flake(&plain))])
         .collect();
     let show = eval.chroot.must(
         "nix derivation show",
@@ -59,6 +60,7 @@ fn workspace_flakes_evaluate_with_nixpkgs_and_home_manager_25_05() {
     for (id, podman) in [(&plain_id, false), (&nested_id, true)] {
         check_image(&drvs, id, podman);
     }
+    crate::proxy::check_proxy(&drvs, &plain_id, &plain);
 
     // The home configurations' settings that silo's module decides.
     for (dir, podman) in [(&plain, false), (&nested, true)] {
