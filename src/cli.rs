@@ -80,6 +80,9 @@ pub enum Command {
     Exec(ExecArgs),
 
     /// Stop and remove the workspace container. Data in the workspace and the volumes stays.
+    ///
+    /// With `[network] egress = "allow"` the proxy silo-<id>-proxy, the port forwarder
+    /// silo-<id>-ports and the network silo-<id>-net go too.
     Stop,
 
     /// Remove the workspace image (and the stopped container first). Fails if the container runs.
@@ -98,13 +101,15 @@ pub enum Command {
     /// Notes about an outdated image or container, unapproved settings, dangerous
     /// create_args and limits that cannot be applied go to stderr. Exit status: 0 when
     /// the container runs, 3 when it is stopped or missing, 1 on an error.
+    /// --json also shows the network policy in force: egress, allow, and the state of
+    /// the proxy and the port forwarder.
     Status(StatusArgs),
 
     /// Approve the workspace's settings, so that silo applies them.
     ///
     /// silo applies what .silo/ says (create_args, ports, persisted paths, limits,
-    /// [features], [nix.inputs], and for a workspace it did not create itself, home.nix
-    /// and devcontainer.json) only as you created it with `silo init` or approved it: a
+    /// [features], [nix.inputs], [network] egress and allow, and for a workspace it did
+    /// not create itself, home.nix and devcontainer.json) only as you created it with `silo init` or approved it: a
     /// cloned or copied workspace, one owned by another user, and any later change of
     /// those settings wait for your approval. This prints what it approves and what
     /// changed since the last approval, names dangerous create_args, and records the
@@ -233,7 +238,8 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print a JSON object: container and image state, id, ports, paths.
+    /// Print a JSON object: container and image state, id, ports, paths, trust,
+    /// isolation, limits, network policy.
     #[arg(long)]
     pub json: bool,
 }

@@ -59,6 +59,10 @@ create_args = []
 [network]
 # Port forwardings HOST:CONTAINER, optionally IP:HOST:CONTAINER and /tcp or /udp.
 ports = []
+# The default network policy of workspaces that set none: "all", "none", or "allow"
+# (only the hosts in allow, which workspaces add to).
+egress = "all"
+allow = []
 "#
     )
 }
@@ -89,6 +93,10 @@ create_args = {args}
 [network]
 # Port forwardings HOST:CONTAINER, after the user file's.
 ports = []
+# Where the container may connect: "all", "none", or "allow" (only the hosts in
+# allow, through a proxy). Unset: silo.user.toml's egress, else "all".
+# egress = "allow"
+# allow = ["crates.io", "*.npmjs.org"]
 
 [limits]
 # CPUs, memory in MB, process ids. Zero or negative means unlimited.

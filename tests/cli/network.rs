@@ -255,8 +255,8 @@ fn the_user_files_default_applies_and_a_change_outdates_the_container() {
     std::fs::write(
         &user_toml,
         user.replace(
-            "ports = []",
-            "ports = []\negress = \"allow\"\nallow = [\"github.com\"]",
+            "egress = \"all\"\nallow = []",
+            "egress = \"allow\"\nallow = [\"github.com\"]",
         ),
     )
     .unwrap();
