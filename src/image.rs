@@ -8,6 +8,7 @@ use crate::built;
 use crate::config::runner::ImageRef;
 use crate::config::values::FLAKE_INPUTS;
 use crate::errors::{WithHint, with_hint};
+use crate::fingerprint::Fingerprint;
 use crate::flake;
 use crate::home_nix;
 use crate::init::PODMAN_OPTION;
@@ -154,13 +155,54 @@ pub fn ensure(s: &Session, options: BuildOptions, explicit: bool) -> Result<()> 
     build(s, options, state != ImageState::Missing)
 }
 
+/// An image the workspace flake builds and Podman loads: the workspace image, or the
+/// network proxy's (`egress = "allow"`).
+pub struct Package<'a> {
+    /// The flake's package: `image` or `proxy`.
+    pub attribute: &'static str,
+    /// What Podman calls the loaded image.
+    pub image: &'a str,
+    /// What it must be labelled with.
+    pub fingerprint: &'a Fingerprint,
+}
+
 /// `had_image`: an image of this workspace exists already (a failed build keeps it).
 fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
+    let package = Package {
+        attribute: "image",
+        image: &s.names.image,
+        fingerprint: &s.fingerprint,
+    };
+    warn_podman_disagreement(s);
+    let host_archive = build_and_load(s, options, &package, had_image)?;
+    // `silo gc` deletes the archive once a newer image replaces this one.
+    if let Some(archive) = host_archive {
+        let workspace = s.ws.root.display().to_string();
+        let state_dir = s.state_dir()?;
+        if let Err(err) = built::record(&state_dir, s.config.id.as_str(), &workspace, &archive) {
+            eprintln!(
+                "note: cannot record the build result {}: {err:#}",
+                archive.display()
+            );
+        }
+    }
+    prune(s);
+    eprintln!("Built {}", s.names.image);
+    Ok(())
+}
+
+/// Builds `package` with Nix (on the host or in the Nix runner) and loads it into
+/// Podman; returns the archive when it is in the host's store.
+pub fn build_and_load(
+    s: &Session,
+    options: BuildOptions,
+    package: &Package,
+    had_image: bool,
+) -> Result<Option<std::path::PathBuf>> {
     let choice = nix_runner::choose(&s.runner, &s.config.runner);
     if let Place::Host { version } = choice.place {
         host_nix_version(s, version)?;
     }
-    warn_podman_disagreement(s);
     let silo_dir = s.ws.silo_dir();
     flake::render(&s.inputs, &s.silo)?;
     let first_build = "a first build downloads or builds everything; later builds reuse it";
@@ -192,25 +234,40 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
         s.inputs.home_user_nix_path.clone(),
         s.inputs.settings_json(),
     );
-    // The same command line in the runner, but for a GC root in its store volume.
+    // The same command line in the runner, but for a GC root in its store volume (one
+    // per package, so that building one keeps the other).
     let command = match &runner {
-        None => nix::build(&silo_dir, &s.config.inputs, flags, Link::None),
+        None => nix::build_package(
+            &silo_dir,
+            &s.config.inputs,
+            flags,
+            Link::None,
+            package.attribute,
+        ),
         Some((runner, _)) => {
             if let Some(store) = runner.store_on_host() {
                 sources = sources.in_store(store);
             }
-            let root = runner.gc_root();
-            runner.command(&nix::build(
+            let mut root = runner.gc_root().into_os_string();
+            if package.attribute != "image" {
+                root.push(format!("-{}", package.attribute));
+            }
+            runner.command(&nix::build_package(
                 &silo_dir,
                 &s.config.inputs,
                 flags,
-                Link::GcRoot(&root),
+                Link::GcRoot(std::path::Path::new(&root)),
+                package.attribute,
             ))?
         }
     };
+    let log_name = match package.attribute {
+        "image" => s.config.id.to_string(),
+        other => format!("{}-{other}", s.config.id),
+    };
     let mut filter = nix_log::Filter::new(sources, !s.config.inputs.is_empty(), s.runner.verbose);
     let state_dir = s.state_dir()?;
-    let mut log = progress::StepLog::create(&state_dir, &format!("build-{}", s.config.id));
+    let mut log = progress::StepLog::create(&state_dir, &format!("build-{log_name}"));
     let mut nix_progress = progress::NixProgress::default();
     let built = s.runner.stream_handled(&command, &mut |line| {
         log.line(line);
@@ -264,7 +321,7 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
     let archive = copied.as_ref().map_or(archive, |c| c.path.clone());
 
     eprintln!("Loading {} into Podman...", archive.display());
-    let mut load_log = progress::StepLog::create(&state_dir, &format!("load-{}", s.config.id));
+    let mut load_log = progress::StepLog::create(&state_dir, &format!("load-{log_name}"));
     let mut layers = 0;
     let loaded = s
         .runner
@@ -285,29 +342,18 @@ fn build(s: &Session, options: BuildOptions, had_image: bool) -> Result<()> {
     display.finish();
     let loaded = loaded?;
     let name = podman::parse_loaded(&loaded).unwrap_or_default();
-    let info = s.inspect_image()?.with_context(|| {
-        format!("podman loaded {name:?}, but {} does not exist; is the image named by the workspace flake?", s.names.image)
+    let out = s.runner.capture(&podman::inspect_image(package.image))?;
+    let info = podman::parse_image(&out.stdout)?.with_context(|| {
+        format!("podman loaded {name:?}, but {} does not exist; is the image named by the workspace flake?", package.image)
     })?;
-    let expected = &s.fingerprint;
+    let expected = package.fingerprint;
     if info.labels.get(LABEL_FINGERPRINT) != Some(&expected.0) {
         bail!(
             "the loaded image {} is not labelled {LABEL_FINGERPRINT}={expected}; the workspace flake in .silo/ does not build what silo rendered",
-            s.names.image
+            package.image
         );
     }
-    // `silo gc` deletes the archive once a newer image replaces this one.
-    if let Some(archive) = host_archive {
-        let workspace = s.ws.root.display().to_string();
-        if let Err(err) = built::record(&state_dir, s.config.id.as_str(), &workspace, &archive) {
-            eprintln!(
-                "note: cannot record the build result {}: {err:#}",
-                archive.display()
-            );
-        }
-    }
-    prune(s);
-    eprintln!("Built {}", s.names.image);
-    Ok(())
+    Ok(host_archive)
 }
 
 /// Nested Podman needs both the image (home.nix) and the container (create_args, chosen

@@ -87,6 +87,7 @@ pub enum Link<'a> {
 
 /// `nix build` of the workspace image. The lock file is never changed by a build:
 /// only `silo update` moves pins.
+#[cfg(test)]
 pub fn build(
     silo_dir: &Path,
     overrides: &BTreeMap<String, FlakeRef>,

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::container::Record;
-use crate::flake;
+use crate::image;
 use crate::network::{self, Addresses, NetNames};
-use crate::nix::{self, BuildFlags};
-use crate::nix_log;
 use crate::podman::{self, LABEL_FINGERPRINT};
 use crate::proxy;
 use crate::runner::{Invocation, Tool};
@@ -79,48 +77,24 @@ pub fn ensure_proxy_image(s: &Session) -> Result<()> {
         .runner
         .capture(&podman::inspect_image(&names.proxy_image))?;
     let found = podman::parse_image(&out.stdout)?;
-    if found.is_some_and(|i| i.labels.get(LABEL_FINGERPRINT) == Some(&wanted.0)) {
+    if found
+        .as_ref()
+        .is_some_and(|i| i.labels.get(LABEL_FINGERPRINT) == Some(&wanted.0))
+    {
         return Ok(());
     }
-    eprintln!("Building {} (the network proxy)...", names.proxy_image);
-    flake::render(&s.inputs, &s.silo)?;
-    let silo_dir = s.ws.silo_dir();
-    // Nix's output as the image build shows it.
-    let mut log = nix_log::Filter::new(
-        nix_log::Sources::new(
-            nix_log::shown_silo_dir(&silo_dir, &s.ws.subdir),
-            s.inputs.home_user_nix_path.clone(),
-            s.inputs.settings_json(),
-        ),
-        !s.config.inputs.is_empty(),
-        s.runner.verbose,
-    );
-    let stdout = s
-        .runner
-        .stream_filtered(
-            &nix::build_package(
-                &silo_dir,
-                &s.config.inputs,
-                BuildFlags::default(),
-                nix::Link::None,
-                "proxy",
-            ),
-            &mut |line| log.line(line),
-        )
-        .context("nix build of the network proxy failed")?;
-    let archive = nix::parse_build_output(&stdout)?;
-    s.runner
-        .stream(&podman::load(&archive))
-        .context("podman load of the network proxy failed")?;
-    let out = s
-        .runner
-        .capture(&podman::inspect_image(&names.proxy_image))?;
-    let loaded = podman::parse_image(&out.stdout)?;
-    if loaded.is_none_or(|i| i.labels.get(LABEL_FINGERPRINT) != Some(&wanted.0)) {
-        bail!(
-            "the loaded image {} is not labelled {LABEL_FINGERPRINT}={wanted}; the workspace flake in .silo/ does not build what silo rendered",
-            names.proxy_image
-        );
+    eprintln!("Building {} (the network proxy)", names.proxy_image);
+    let package = image::Package {
+        attribute: "proxy",
+        image: &names.proxy_image,
+        fingerprint: &wanted,
+    };
+    // Its archive is not recorded for `silo gc`, which keeps only a workspace's newest.
+    image::build_and_load(s, image::BuildOptions::default(), &package, found.is_some())
+        .context("cannot build the network proxy's image")?;
+    if found.is_some() {
+        // The proxy image it replaced.
+        image::prune(s);
     }
     Ok(())
 }

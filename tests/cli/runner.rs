@@ -371,3 +371,38 @@ fn a_workspace_choosing_the_runner_image_needs_approval() {
             .contains("not approved")
     );
 }
+
+#[test]
+fn the_network_proxy_builds_in_the_runner_too_with_a_root_of_its_own() {
+    let env = podman_only(&[IMAGE]);
+    set_user_nix(&env, &format!("runner_image = \"{IMAGE}\""));
+    init(&env, &[]);
+    env.edit(".silo/silo.toml", |t| {
+        t.replace("ports = []\n", "ports = []\negress = \"allow\"\n")
+    });
+    env.silo(&["trust"]).success();
+    env.silo(&["start"]).success();
+    let id = env.id();
+    let silo = env.ws.join(".silo");
+    let silo = silo.display();
+    let builds: Vec<String> = podman_lines(&env)
+        .into_iter()
+        .filter(|l| l.contains(" build --json "))
+        .map(|l| l[l.find("--out-link").unwrap()..].to_owned())
+        .collect();
+    assert_eq!(
+        builds,
+        [
+            format!(
+                "--out-link /nix/var/nix/gcroots/silo-{id} --no-update-lock-file path:{silo}#image"
+            ),
+            format!(
+                "--out-link /nix/var/nix/gcroots/silo-{id}-proxy --no-update-lock-file path:{silo}#proxy"
+            ),
+        ]
+    );
+    assert!(env.calls("nix").is_empty());
+    let status: serde_json::Value =
+        serde_json::from_str(&env.silo(&["status", "--json"]).stdout()).unwrap();
+    assert_eq!(status["network"]["sidecars"][0]["state"], "running");
+}

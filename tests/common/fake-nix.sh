@@ -50,13 +50,15 @@ case " $* " in
     proxy)
         fingerprint=$(field proxyFingerprint | tr -d '\n')
         out="$state/store/$fingerprint$fingerprint-silo-$id-proxy.tar"
+        # The fake podman load tells the proxy's image by this mark.
+        printf 'proxy:%s' "$fingerprint" >"$out"
         ;;
     *)
         fingerprint=$(field fingerprint | tr -d '\n')
         out="$state/store/$fingerprint$fingerprint-silo-$id.tar"
         ;;
     esac
-    printf '%s' "$fingerprint" >"$out"
+    [ -f "$out" ] || printf '%s' "$fingerprint" >"$out"
     printf '%s' "$id" >"$out.id"
     echo "building '/nix/store/fake-$package.drv'..." >&2
     printf '[{"drvPath":"/nix/store/fake-%s.drv","outputs":{"out":"%s"}}]\n' "$package" "$out"

@@ -86,8 +86,8 @@ case "$1 $2" in
     ;;
 "load --input")
     fingerprint=$(cat "$3") id=$(cat "$3.id") key=$(cat "$3.id")
-    # The network proxy's image: localhost/silo-ID-proxy.
-    case $3 in *-proxy.tar) key=$key-proxy ;; esac
+    # The network proxy's image, localhost/silo-ID-proxy: its archive says so.
+    case $fingerprint in proxy:*) fingerprint=${fingerprint#proxy:} key=$key-proxy ;; esac
     old="$state/image-$key"
     if [ -f "$old" ]; then
         previous=$(field io.silo.fingerprint "$old")
