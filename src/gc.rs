@@ -12,6 +12,7 @@ use crate::built;
 use crate::catalog::{Catalog, Entry, Presence};
 use crate::inventory::{Inventory, tagged_name};
 use crate::list::human_size;
+use crate::network::{LABEL_ROLE, NetNames};
 use crate::prompt;
 use crate::runner::{Invocation, Runner, Tool};
 use crate::session::Ctx;
@@ -19,10 +20,27 @@ use crate::session::Ctx;
 /// One thing to remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    Container { id: String, name: String },
-    Image { id: String, name: String, size: u64 },
-    Volume { name: String, mountpoint: String },
-    Archive { path: String, size: u64 },
+    Container {
+        id: String,
+        name: String,
+    },
+    Image {
+        id: String,
+        name: String,
+        size: u64,
+    },
+    Volume {
+        name: String,
+        mountpoint: String,
+    },
+    Archive {
+        path: String,
+        size: u64,
+    },
+    /// The network of `[network] egress = "allow"`, `silo-<id>-net`.
+    Network {
+        name: String,
+    },
 }
 
 impl Item {
@@ -36,6 +54,9 @@ impl Item {
                 Invocation::new(Tool::Podman, ["volume", "rm", name.as_str()])
             }
             Item::Archive { path, .. } => built::delete(path),
+            Item::Network { name } => {
+                Invocation::new(Tool::Podman, ["network", "rm", name.as_str()])
+            }
         }
     }
 
@@ -51,6 +72,7 @@ impl Item {
             Item::Archive { path, size } => {
                 format!("Nix build result {path} ({})", human_size(*size))
             }
+            Item::Network { name } => format!("network {name}"),
         }
     }
 }
@@ -153,10 +175,26 @@ fn dead_workspace(inv: &Inventory, entry: &Entry, items: &mut Vec<Item>, kept: &
         return;
     }
     let removed: Vec<&str> = inv.containers_of(id).map(|c| c.id.as_str()).collect();
-    for c in inv.containers_of(id) {
+    // What requires another container goes first: the port forwarder, then the
+    // workspace's containers, then the proxy they require.
+    let mut containers: Vec<_> = inv.containers_of(id).collect();
+    containers.sort_by_key(|c| match c.labels.get(LABEL_ROLE).map(String::as_str) {
+        Some("ports") => 0,
+        Some("proxy") => 2,
+        _ => 1,
+    });
+    for c in &containers {
         items.push(Item::Container {
             id: c.id.clone(),
             name: c.name.clone(),
+        });
+    }
+    if containers
+        .iter()
+        .any(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some("proxy"))
+    {
+        items.push(Item::Network {
+            name: NetNames::new(id).network,
         });
     }
     let tagged = tagged_name(id);
@@ -171,6 +209,9 @@ fn dead_workspace(inv: &Inventory, entry: &Entry, items: &mut Vec<Item>, kept: &
         }
         let name = if image.names.contains(&tagged) {
             format!("localhost/silo-{id}")
+        } else if let Some(other) = image.names.first() {
+            // The network proxy's image.
+            other.trim_end_matches(":latest").to_owned()
         } else {
             format!("{} (replaced by a rebuild)", short(&image.id))
         };
@@ -216,7 +257,7 @@ pub fn render(plan: &Plan, volume_size: &mut dyn FnMut(&str) -> Option<u64>) -> 
             total += match item {
                 Item::Image { size, .. } | Item::Archive { size, .. } => *size,
                 Item::Volume { .. } => size.unwrap_or(0),
-                Item::Container { .. } => 0,
+                Item::Container { .. } | Item::Network { .. } => 0,
             };
             let _ = writeln!(out, "  {}", item.describe(size));
         }
@@ -299,9 +340,11 @@ fn remove(runner: &Runner, plan: &Plan, state_dir: &Path) -> usize {
     let mut failures = 0;
     let rank = |i: &Item| match i {
         Item::Container { .. } => 0,
-        Item::Image { .. } => 1,
-        Item::Volume { .. } => 2,
-        Item::Archive { .. } => 3,
+        // Once no container uses it.
+        Item::Network { .. } => 1,
+        Item::Image { .. } => 2,
+        Item::Volume { .. } => 3,
+        Item::Archive { .. } => 4,
     };
     let mut items: Vec<&Item> = plan.groups.iter().flat_map(|g| &g.items).collect();
     items.sort_by_key(|i| rank(i));
@@ -475,6 +518,59 @@ Workspace nopath01 at an unknown directory:
         assert_eq!(plan.kept.len(), 1);
         assert!(plan.kept[0].starts_with("workspace busy0001: silo-busy0001 still running"));
         assert_eq!(render(&plan, &mut |_| Some(5)).1, 4005);
+    }
+
+    #[test]
+    fn a_dead_workspaces_sidecars_go_in_order_and_then_its_network() {
+        let with_role = |suffix: &str, role: &str| {
+            let mut c = container("dead0002", "/gone2", "exited", "img-proxy");
+            c.name = format!("silo-dead0002{suffix}");
+            c.id = format!("c{suffix}");
+            c.labels.insert(LABEL_ROLE.into(), role.into());
+            c
+        };
+        let proxy = with_role("-proxy", "proxy");
+        let ports = with_role("-ports", "ports");
+        let mut proxy_image = image("dead0002", "img-proxy", false, 2);
+        proxy_image.names = vec!["localhost/silo-dead0002-proxy:latest".into()];
+        let catalog = Catalog {
+            inventory: Inventory {
+                containers: vec![
+                    proxy,
+                    container("dead0002", "/gone2", "exited", "img-dead2"),
+                    ports,
+                ],
+                images: vec![proxy_image, image("dead0002", "img-dead2", true, 1)],
+                volumes: vec![],
+            },
+            entries: vec![entry("dead0002", "/gone2", Presence::Gone)],
+            builds: vec![],
+        };
+        let plan = plan(&catalog);
+        let shown: Vec<String> = plan.groups[0]
+            .items
+            .iter()
+            .map(|i| i.describe(None))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "container silo-dead0002-ports",
+                "container silo-dead0002",
+                "container silo-dead0002-proxy",
+                "network silo-dead0002-net",
+                "image localhost/silo-dead0002-proxy (1.00 kB)",
+                "image localhost/silo-dead0002 (1.00 kB)",
+            ]
+        );
+        assert_eq!(
+            Item::Network {
+                name: "silo-dead0002-net".into()
+            }
+            .invocation()
+            .to_string(),
+            "podman network rm silo-dead0002-net"
+        );
     }
 
     #[test]

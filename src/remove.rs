@@ -13,6 +13,7 @@ use crate::config::values::WorkspaceId;
 use crate::gc::{Item, disk_usage};
 use crate::inventory::{Inventory, tagged_name};
 use crate::lock;
+use crate::network::{LABEL_ROLE, NetNames};
 use crate::prompt;
 use crate::runner::{Invocation, Tool};
 use crate::safe_fs::{Dir, Kind};
@@ -172,9 +173,14 @@ fn remove_files(silo: &Dir, root: &Dir, files: &Files) -> Vec<String> {
     failed
 }
 
-/// A container goes even when it runs: it is stopped first (10 s, then killed).
+/// A container goes even when it runs: it is stopped first (10 s, then killed), and so
+/// do the containers that require it (with `egress = "allow"`: the workspace container
+/// requires the proxy, the port forwarder the workspace container), whatever the order.
 fn remove_container(id: &str) -> Invocation {
-    Invocation::new(Tool::Podman, ["rm", "--force", "--time", "10", id])
+    Invocation::new(
+        Tool::Podman,
+        ["rm", "--force", "--time", "10", "--depend", id],
+    )
 }
 
 /// `silo rm --all [--keep-config] [--yes]`.
@@ -269,6 +275,7 @@ pub fn all(ctx: &Ctx, state_dir: &Path, keep_config: bool, yes: bool) -> Result<
         }
     }
     built::forget(state_dir, id, &[])?;
+    crate::sidecar::remove_config(state_dir, id)?;
     if approved {
         store.remove(&ws.root)?;
         eprintln!("Removed the approval of {root_path}");
@@ -285,7 +292,7 @@ pub fn all(ctx: &Ctx, state_dir: &Path, keep_config: bool, yes: bool) -> Result<
     Ok(())
 }
 
-/// Every container, image and private volume of the workspace.
+/// Every container, image and private volume of the workspace, and its network.
 fn podman_items(inv: &Inventory, id: &str) -> Vec<Item> {
     let tagged = tagged_name(id);
     let containers = inv.containers_of(id).map(|c| Item::Container {
@@ -300,16 +307,30 @@ fn podman_items(inv: &Inventory, id: &str) -> Vec<Item> {
         id: i.id.clone(),
         name: if i.names.contains(&tagged) {
             format!("localhost/silo-{id}")
+        } else if let Some(other) = i.names.first() {
+            // The network proxy's image.
+            other.trim_end_matches(":latest").to_owned()
         } else {
             format!("{} (replaced by a rebuild)", &i.id[..i.id.len().min(12)])
         },
         size: i.size,
     });
+    // The network of `egress = "allow"`, once its containers are gone.
+    let network = inv
+        .containers_of(id)
+        .any(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some("proxy"))
+        .then(|| Item::Network {
+            name: NetNames::new(id).network,
+        });
     let volumes = inv.volumes_of(id).map(|v| Item::Volume {
         name: v.name.clone(),
         mountpoint: v.mountpoint.clone(),
     });
-    containers.chain(images).chain(volumes).collect()
+    containers
+        .chain(network)
+        .chain(images)
+        .chain(volumes)
+        .collect()
 }
 
 /// Another directory that still holds a workspace with this id (a copy of `.silo/`)
@@ -547,7 +568,7 @@ This removes the workspace ab3f9c12 at {}:
         );
         assert_eq!(
             remove_container("abc").to_string(),
-            "podman rm --force --time 10 abc"
+            "podman rm --force --time 10 --depend abc"
         );
     }
 }

@@ -320,12 +320,19 @@ pub fn remove_network(s: &Session) -> Result<()> {
             out.stderr.trim()
         );
     }
-    if let Ok(path) = config_dir(s)
-        && let Some(dir) = Dir::open_optional(&path)?
-    {
+    remove_config(&s.state_dir()?, s.config.id.as_str())
+}
+
+/// Removes the proxy's configuration of the workspace `id` from the state directory.
+pub fn remove_config(state_dir: &std::path::Path, id: &str) -> Result<()> {
+    let Some(network) = Dir::open_optional(&state_dir.join("network"))? else {
+        return Ok(());
+    };
+    if let Some(dir) = network.subdir(id)? {
         for (name, _) in proxy::files(std::net::Ipv4Addr::UNSPECIFIED, "", &[]) {
             dir.remove_file(name)?;
         }
+        network.remove_empty_dir(id)?;
     }
     Ok(())
 }

@@ -332,7 +332,10 @@ fn rm_all_removes_one_workspace_after_showing_it() {
         .collect();
     removals.sort();
     assert_eq!(removals.len(), 3, "{removals:?}");
-    assert_eq!(removals[0], format!("rm --force --time 10 silo-{id}"));
+    assert_eq!(
+        removals[0],
+        format!("rm --force --time 10 --depend silo-{id}")
+    );
     assert!(removals[1].starts_with("rmi img-"), "{removals:?}");
     assert_eq!(removals[2], format!("volume rm {volume}"));
     assert!(!archives(&env).iter().any(|a| a.contains(&id)));
