@@ -202,10 +202,11 @@ pub fn create_network(names: &NetNames) -> Invocation {
 }
 
 /// Stops and removes the workspace container, the port forwarder that requires it
-/// (`--depend`) and the proxy, in one call; missing ones are no error.
+/// (`--depend`) and the proxy, in one call; missing ones are no error (without
+/// `--ignore`, Podman 4.3 removes none of the names when one is missing, and succeeds).
 pub fn stop_and_remove(workspace: &str, proxy: &str) -> Invocation {
     podman([
-        "rm", "--force", "--time", "10", "--depend", workspace, proxy,
+        "rm", "--force", "--ignore", "--time", "10", "--depend", workspace, proxy,
     ])
 }
 

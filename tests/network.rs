@@ -277,7 +277,11 @@ fn policy(mut env: TestEnv) {
         &["egress = \"none\"", "ports = []"],
     );
     env.silo(&["stop"]).success();
-    for gone in [format!("silo-{id}-proxy"), format!("silo-{id}-ports")] {
+    for gone in [
+        name.clone(),
+        format!("silo-{id}-proxy"),
+        format!("silo-{id}-ports"),
+    ] {
         assert!(!container_exists(&env, &gone), "{gone} is left");
     }
     assert!(
@@ -337,6 +341,7 @@ fn policy(mut env: TestEnv) {
     );
     assert_eq!(out, "hello-from-ok\nhello-from-no\n");
     env.silo(&["stop"]).success();
+    assert!(!container_exists(&env, &name), "{name} is left");
     drop(host);
 }
 

@@ -329,7 +329,7 @@ fn stop_and_rm() {
     assert_eq!(
         env.calls_starting("podman", &["rm"]),
         [format!(
-            "rm --force --time 10 --depend silo-{id} silo-{id}-proxy"
+            "rm --force --ignore --time 10 --depend silo-{id} silo-{id}-proxy"
         )]
     );
     assert!(env.calls_starting("podman", &["network"]).is_empty());

@@ -163,7 +163,7 @@ fn allow_creates_network_proxy_workspace_and_forwarder_in_order() {
     assert_eq!(
         podman_calls(&env),
         [
-            format!("rm --force --time 10 --depend silo-{id} silo-{id}-proxy"),
+            format!("rm --force --ignore --time 10 --depend silo-{id} silo-{id}-proxy"),
             format!("network rm silo-{id}-net"),
         ]
     );
