@@ -11,6 +11,25 @@ pub fn is_root() -> bool {
     euid() == 0
 }
 
+/// silo's directory of an XDG kind: `$<var>/silo`, or `$HOME/<fallback>/silo` when the
+/// variable is unset or relative (the XDG rule).
+pub fn xdg_dir(var: &str, fallback: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    use std::path::PathBuf;
+    let base = match std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
+        Some(dir) => dir,
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .with_context(|| format!("neither {var} nor HOME is set to an absolute path"))?
+            .join(fallback),
+    };
+    Ok(base.join("silo"))
+}
+
 /// A user's name from /etc/passwd, for messages.
 pub fn user_name(uid: u32) -> Option<String> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;

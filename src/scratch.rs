@@ -18,18 +18,7 @@ const MAX_DEPTH: usize = 16;
 /// `$XDG_CACHE_HOME/silo` (fallback `~/.cache/silo`): not /tmp, which is a small tmpfs
 /// on some systems, and an image archive can take gigabytes.
 pub fn cache_dir() -> Result<PathBuf> {
-    let xdg = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    let base = match xdg {
-        Some(dir) => dir,
-        None => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .context("neither XDG_CACHE_HOME nor HOME is set to an absolute path")?
-            .join(".cache"),
-    };
-    Ok(base.join("silo"))
+    crate::host::xdg_dir("XDG_CACHE_HOME", ".cache")
 }
 
 /// A directory only this user can enter, removed with everything in it when dropped.

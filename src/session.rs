@@ -3,7 +3,6 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -156,8 +155,7 @@ impl Session {
         let Verdict::Review(review) = verdict else {
             return Ok(());
         };
-        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        if interactive {
+        if crate::prompt::interactive() {
             if trust::ask(&review)? {
                 store.approve(&review)?;
                 return Ok(());
@@ -292,16 +290,5 @@ pub fn read_config(
 /// record of its Nix build results (`$XDG_STATE_HOME/silo`, fallback
 /// `~/.local/state/silo`).
 pub fn state_dir() -> Result<PathBuf> {
-    let xdg = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    let base = match xdg {
-        Some(dir) => dir,
-        None => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .context("neither XDG_STATE_HOME nor HOME is set to an absolute path")?
-            .join(".local/state"),
-    };
-    Ok(base.join("silo"))
+    crate::host::xdg_dir("XDG_STATE_HOME", ".local/state")
 }

@@ -10,7 +10,7 @@ pub mod values;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::host;
 use crate::safe_fs::Dir;
@@ -30,21 +30,8 @@ impl UserDir {
     /// Locates the directory from the environment, following the XDG rule that a relative
     /// `XDG_CONFIG_HOME` is ignored.
     pub fn from_env() -> Result<Self> {
-        let xdg = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute());
-        let base = match xdg {
-            Some(dir) => dir,
-            None => {
-                let home = std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .filter(|p| p.is_absolute())
-                    .context("neither XDG_CONFIG_HOME nor HOME is set to an absolute path")?;
-                home.join(".config")
-            }
-        };
         Ok(UserDir {
-            dir: base.join("silo"),
+            dir: host::xdg_dir("XDG_CONFIG_HOME", ".config")?,
         })
     }
 

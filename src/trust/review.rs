@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{Review, Settings};
 use crate::host;
@@ -238,16 +238,8 @@ fn line_diff(old: &str, new: &str) -> String {
 
 /// Asks on the terminal whether to approve; true when the user answers yes.
 pub fn ask(review: &Review) -> Result<bool> {
-    use std::io::{BufRead, Write};
     eprint!("{}", review.render());
-    eprint!("Approve these settings and continue? [y/N] ");
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+    crate::prompt::ask("Approve these settings and continue?")
 }
 
 #[cfg(test)]
