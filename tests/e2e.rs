@@ -392,16 +392,9 @@ echo done
 fn podman5_and_nix226_in_debian13() {
     root_only!();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tool = repo.join("../shared/tools/debian13-chroot");
-    if !tool.exists() {
-        assert!(
-            !common::e2e_required(),
-            "SILO_E2E is set, but {} is missing",
-            tool.display()
-        );
-        common::skip(&format!("{} is missing", tool.display()));
+    let Some(tool) = common::real::debian13_tool() else {
         return;
-    }
+    };
     let d13 = common::real::Debian13::open(&tool);
     let root = d13.root;
     let chroot = |args: &[&str]| d13.command(args);

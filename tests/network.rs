@@ -441,16 +441,9 @@ echo done
 fn network_policy_under_podman5_in_debian13() {
     root_only!();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tool = repo.join("../shared/tools/debian13-chroot");
-    if !tool.exists() {
-        assert!(
-            !common::e2e_required(),
-            "SILO_E2E is set, but {} is missing",
-            tool.display()
-        );
-        eprintln!("skipping: {} is missing", tool.display());
+    let Some(tool) = common::real::debian13_tool() else {
         return;
-    }
+    };
     let chroot = common::real::Debian13::open(&tool);
     must(
         &mut chroot.command(&[

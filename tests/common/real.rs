@@ -142,6 +142,22 @@ pub fn must(cmd: &mut std::process::Command, what: &str) -> String {
     text
 }
 
+/// ../shared/tools/debian13-chroot, or None after saying the test is skipped (a failure
+/// under SILO_E2E=1).
+pub fn debian13_tool() -> Option<std::path::PathBuf> {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/debian13-chroot");
+    if tool.exists() {
+        return Some(tool);
+    }
+    assert!(
+        !super::e2e_required(),
+        "SILO_E2E is set, but {} is missing",
+        tool.display()
+    );
+    super::skip(&format!("{} is missing", tool.display()));
+    None
+}
+
 /// The Debian 13 chroot (Podman 5.4, Nix 2.26) of ../shared/tools/debian13-chroot that
 /// the end-to-end tests share, held under an exclusive lock (`<root>.lock`) from open
 /// to drop, which tears its mounts down: no other test uses or unmounts it meanwhile.
