@@ -11,7 +11,6 @@ use crate::container::{self, Record};
 use crate::image::{self, BuildOptions};
 use crate::lifecycle::{self, ENTER, Enter};
 use crate::safe_fs::Outcome;
-use crate::seccomp;
 use crate::session::Session;
 use crate::volume::MountForm;
 use crate::workspace::{DEVCONTAINER_JSON, SILO_DIR};
@@ -163,11 +162,7 @@ pub fn generate(s: &Session, update: bool) -> Result<()> {
     let record = s.record()?;
     let mountpoints = lifecycle::volume_setup(s, &record.mounts)?;
     let form = s.mount_form(mountpoints)?;
-    let profile = if record.seccomp.any() {
-        Some(seccomp::write(&s.state_dir()?, record.seccomp)?)
-    } else {
-        None
-    };
+    let profile = s.seccomp_profile(record.seccomp)?;
     let silo = silo_part(s, &record, &s.mapping_args()?, &form, profile.as_deref());
     let merged = sources
         .into_iter()

@@ -17,7 +17,6 @@ use crate::migrate;
 use crate::podman::{self, Attach};
 use crate::runner::{CommandFailed, Invocation, Tool};
 use crate::safe_fs::Dir;
-use crate::seccomp;
 use crate::session::Session;
 use crate::sidecar;
 use crate::state::{self, ContainerState, RunState};
@@ -266,11 +265,7 @@ fn create(
     network_args: &[String],
 ) -> Result<()> {
     let form = s.mount_form(mountpoints)?;
-    let profile = if record.seccomp.any() {
-        Some(seccomp::write(&s.state_dir()?, record.seccomp)?)
-    } else {
-        None
-    };
+    let profile = s.seccomp_profile(record.seccomp)?;
     let args = container::create_args(
         &s.config.id,
         &s.names,

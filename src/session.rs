@@ -18,6 +18,7 @@ use crate::mapping::UserMapping;
 use crate::podman::{self, ContainerInfo, ImageInfo};
 use crate::runner::Runner;
 use crate::safe_fs::Dir;
+use crate::seccomp;
 use crate::state::ContainerState;
 use crate::trust::{self, Subject, Verdict};
 use crate::volume::{self, MountForm};
@@ -258,6 +259,15 @@ impl Session {
     /// Where silo keeps what it generates for this user (the system call filter).
     pub fn state_dir(&self) -> Result<PathBuf> {
         state_dir()
+    }
+
+    /// The system call filter for `rules`, written into the state directory; none when
+    /// the rules leave Podman's default filter as it is.
+    pub fn seccomp_profile(&self, rules: seccomp::Rules) -> Result<Option<PathBuf>> {
+        if !rules.any() {
+            return Ok(None);
+        }
+        seccomp::write(&self.state_dir()?, rules).map(Some)
     }
 }
 
