@@ -6,11 +6,12 @@ use anyhow::{Context, Result};
 use crate::config::values::{UserName, WorkspaceId};
 use crate::config::{
     DEVCONTAINER_USER_JSON_FILE, HOME_USER_NIX_FILE, USER_TOML_FILE, UserDir, defaults, edit, file,
+    read_workspace_file,
 };
 use crate::home_nix;
 use crate::safe_fs::{Dir, Outcome};
 use crate::trust::{self, Subject, Verdict};
-use crate::workspace::{HOME_NIX, SILO_DIR, SILO_TOML, Workspace};
+use crate::workspace::{self, HOME_NIX, SILO_DIR, SILO_TOML, Workspace};
 
 /// The option in home.nix that `silo init --[no-]podman` sets.
 pub const PODMAN_OPTION: [&str; 3] = ["silo", "podman", "enable"];
@@ -129,20 +130,10 @@ pub fn init(
     Ok(())
 }
 
-fn read_workspace_file(silo: &Dir) -> Result<file::WorkspaceFile> {
-    let path = silo.join(SILO_TOML);
-    let text = silo
-        .read(SILO_TOML)?
-        .with_context(|| format!("{} does not exist", path.display()))?;
-    file::parse_workspace(&text, &path)
-}
-
 /// Switches nested Podman in both files, or in neither when one cannot be edited.
 fn set_podman(silo: &Dir, enable: bool, edit_home_nix: bool) -> Result<()> {
     let toml_path = silo.join(SILO_TOML);
-    let toml_src = silo
-        .read(SILO_TOML)?
-        .with_context(|| format!("{} does not exist", toml_path.display()))?;
+    let toml_src = workspace::read_toml(silo)?;
     let toml_edit = edit::set_podman_feature(&toml_src, enable)
         .with_context(|| format!("cannot change {}", toml_path.display()))?;
     file::parse_workspace(&toml_edit.text, &toml_path)

@@ -19,7 +19,7 @@ use crate::runner::{Invocation, Tool};
 use crate::safe_fs::{Dir, Kind};
 use crate::session::Ctx;
 use crate::trust;
-use crate::workspace::{SILO_TOML, Workspace};
+use crate::workspace::{self, SILO_TOML, Workspace};
 
 /// Files in `.silo/` that silo writes again whenever it needs them (ignored by git).
 const GENERATED: [&str; 3] = ["settings.json", "home.user.nix", "state.json"];
@@ -193,10 +193,7 @@ pub fn all(ctx: &Ctx, state_dir: &Path, keep_config: bool, yes: bool) -> Result<
             ctx.cwd.display()
         ),
     };
-    let text = silo
-        .read(SILO_TOML)?
-        .with_context(|| format!("{} does not exist", ws.toml().display()))?;
-    let id = id_in(&text)
+    let id = id_in(&workspace::read_toml(&silo)?)
         .and_then(|id| WorkspaceId::parse(&id).ok())
         .with_context(|| {
             format!(

@@ -22,7 +22,7 @@ use crate::seccomp;
 use crate::state::ContainerState;
 use crate::trust::{self, Subject, Verdict};
 use crate::volume::{self, MountForm};
-use crate::workspace::{Names, SILO_TOML, Workspace};
+use crate::workspace::{self, Names, SILO_TOML, Workspace};
 
 /// Where the Podman version is kept between runs (in the state directory).
 const PODMAN_VERSION_CACHE: &str = "podman-version";
@@ -285,9 +285,7 @@ pub fn read_config(
             user_dir.toml().display()
         )
     })?;
-    let workspace_toml = silo
-        .read(SILO_TOML)?
-        .with_context(|| format!("{} does not exist", ws.toml().display()))?;
+    let workspace_toml = workspace::read_toml(silo)?;
     let (config, workspace_file) = config::parse(
         (&user_toml, &user_dir.toml()),
         (&workspace_toml, &ws.toml()),

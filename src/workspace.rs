@@ -109,6 +109,12 @@ impl Workspace {
     }
 }
 
+/// The text of `silo.toml` in `.silo/`; an error naming the file when it is missing.
+pub fn read_toml(silo: &Dir) -> Result<String> {
+    silo.read(SILO_TOML)?
+        .with_context(|| format!("{} does not exist", silo.join(SILO_TOML).display()))
+}
+
 /// What the workspace's container, image and devcontainer are called.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {

@@ -14,6 +14,7 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::host;
 use crate::safe_fs::Dir;
+use crate::workspace::{self, SILO_DIR, SILO_TOML};
 use file::{UserFile, WorkspaceFile};
 use runner::RunnerConfig;
 use values::{
@@ -121,12 +122,16 @@ pub fn parse(user: (&str, &Path), workspace: (&str, &Path)) -> Result<(Config, W
     Ok((config, workspace_file))
 }
 
+/// `.silo/silo.toml` in `silo`, read and checked.
+pub fn read_workspace_file(silo: &Dir) -> Result<WorkspaceFile> {
+    let text = workspace::read_toml(silo)?;
+    file::parse_workspace(&text, &silo.join(SILO_TOML))
+}
+
 /// The id in `<root>/.silo/silo.toml`, if that is a readable workspace file.
 pub fn workspace_id_at(root: &Path) -> Option<String> {
-    let silo = Dir::open_optional(root).ok()??.subdir(".silo").ok()??;
-    let text = silo.read("silo.toml").ok()??;
-    let path = root.join(".silo/silo.toml");
-    Some(file::parse_workspace(&text, &path).ok()?.id.to_string())
+    let silo = Dir::open_optional(root).ok()??.subdir(SILO_DIR).ok()??;
+    Some(read_workspace_file(&silo).ok()?.id.to_string())
 }
 
 fn merge(user: UserFile, workspace: WorkspaceFile) -> std::result::Result<Config, String> {

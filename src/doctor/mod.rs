@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::file::{parse_user, parse_workspace};
-use crate::config::{DEVCONTAINER_USER_JSON_FILE, HOME_USER_NIX_FILE, USER_TOML_FILE};
+use crate::config::file::parse_user;
+use crate::config::{
+    DEVCONTAINER_USER_JSON_FILE, HOME_USER_NIX_FILE, USER_TOML_FILE, read_workspace_file,
+};
 use crate::init::PODMAN_OPTION;
 use crate::runner::Output;
 use crate::session::{Ctx, read_config};
@@ -136,10 +138,7 @@ fn check_workspace(ctx: &Ctx) -> Vec<Check> {
     }
     let toml = ws.toml();
     let mut checks = Vec::new();
-    let file = match silo
-        .read(SILO_TOML)
-        .and_then(|t| parse_workspace(&t.unwrap_or_default(), &toml))
-    {
+    let file = match read_workspace_file(&silo) {
         Ok(file) => file,
         Err(err) => {
             return vec![problem(

@@ -9,10 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::config::file::{self, WorkspaceFile};
+use crate::config::file::WorkspaceFile;
+use crate::config::read_workspace_file;
 use crate::fingerprint::Fingerprinter;
 use crate::host;
 use crate::safe_fs::Dir;
@@ -122,11 +123,7 @@ pub struct Subject {
 impl Subject {
     /// Reads what a workspace's `.silo/` says (see `new`).
     pub fn read(ws: &Workspace, silo: &Dir) -> Result<Subject> {
-        let toml_path = silo.join(SILO_TOML);
-        let toml = silo
-            .read(SILO_TOML)?
-            .with_context(|| format!("{} does not exist", toml_path.display()))?;
-        let workspace = file::parse_workspace(&toml, &toml_path)?;
+        let workspace = read_workspace_file(silo)?;
         let home_nix = silo.read(HOME_NIX)?.unwrap_or_default();
         Subject::new(ws, silo, &workspace, &home_nix)
     }
