@@ -96,6 +96,17 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry seen in one directory (for tests that make catalogs by hand).
+    #[cfg(test)]
+    pub fn at(id: &str, path: &str, presence: Presence) -> Entry {
+        Entry {
+            id: id.into(),
+            path: Some(path.into()),
+            paths: vec![path.into()],
+            presence,
+        }
+    }
+
     /// Whether it is (or was) at or below `dir`.
     pub fn is_under(&self, dir: &Path) -> bool {
         self.paths.iter().any(|p| Path::new(p).starts_with(dir))

@@ -445,15 +445,6 @@ mod tests {
         }
     }
 
-    fn entry(id: &str, path: &str, presence: Presence) -> Entry {
-        Entry {
-            id: id.into(),
-            path: Some(path.into()),
-            paths: vec![path.into()],
-            presence,
-        }
-    }
-
     fn catalog() -> Catalog {
         Catalog {
             inventory: Inventory {
@@ -479,9 +470,9 @@ mod tests {
                 ],
             },
             entries: vec![
-                entry("dead0001", "/gone", Presence::Gone),
-                entry("live0001", "/live", Presence::Present),
-                entry("busy0001", "/moved", Presence::Gone),
+                Entry::at("dead0001", "/gone", Presence::Gone),
+                Entry::at("live0001", "/live", Presence::Present),
+                Entry::at("busy0001", "/moved", Presence::Gone),
                 Entry {
                     id: "nopath01".into(),
                     path: None,
@@ -543,7 +534,7 @@ Workspace nopath01 at an unknown directory:
                 images: vec![proxy_image, image("dead0002", "img-dead2", true, 1)],
                 volumes: vec![],
             },
-            entries: vec![entry("dead0002", "/gone2", Presence::Gone)],
+            entries: vec![Entry::at("dead0002", "/gone2", Presence::Gone)],
             builds: vec![],
         };
         let plan = plan(&catalog);

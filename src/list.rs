@@ -347,22 +347,13 @@ mod tests {
         }
     }
 
-    fn entry(id: &str, path: &str, presence: Presence) -> Entry {
-        Entry {
-            id: id.into(),
-            path: Some(path.into()),
-            paths: vec![path.into()],
-            presence,
-        }
-    }
-
     #[test]
     fn rows_from_podman_4_3() {
         let catalog = catalog(vec![
-            entry("capt0001", "/tmp/cap/gone", Presence::Gone),
-            entry("capt0002", "/tmp/cap/ws2", Presence::Present),
+            Entry::at("capt0001", "/tmp/cap/gone", Presence::Gone),
+            Entry::at("capt0002", "/tmp/cap/ws2", Presence::Present),
             // Known only from a build record: nothing in Podman, no row.
-            entry("nothing0", "/tmp/cap/n", Presence::Present),
+            Entry::at("nothing0", "/tmp/cap/n", Presence::Present),
         ]);
         let now = 1_795_902_028 + 7200;
         let mut asked = Vec::new();
@@ -401,7 +392,7 @@ capt0002  running    missing  -        0        now        /tmp/cap/ws2
 
     #[test]
     fn image_state_from_the_fingerprint() {
-        let catalog = catalog(vec![entry("capt0001", "/w", Presence::Present)]);
+        let catalog = catalog(vec![Entry::at("capt0001", "/w", Presence::Present)]);
         let state = |fp: Option<&str>| {
             rows(&catalog, 0, &mut |_| fp.map(|f| Fingerprint(f.into())))[0]
                 .image
@@ -415,7 +406,7 @@ capt0002  running    missing  -        0        now        /tmp/cap/ws2
 
     #[test]
     fn json_shape() {
-        let catalog = catalog(vec![entry("capt0001", "/w", Presence::Present)]);
+        let catalog = catalog(vec![Entry::at("capt0001", "/w", Presence::Present)]);
         let rows = rows(&catalog, 0, &mut |_| Some(Fingerprint("ffff".into())));
         let json = serde_json::to_value(&rows[0]).unwrap();
         assert_eq!(
