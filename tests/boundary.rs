@@ -79,18 +79,16 @@ fn attack(env: &TestEnv) {
         std::process::id(),
         if env.user.is_some() { "u" } else { "r" }
     );
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml)
-        .unwrap()
-        .replace(
+    env.edit_user_toml(|text| {
+        text.replace(
             "shared_paths = []",
             &format!("shared_paths = [\"$HOME/.cache/probe-{tag}/\"]"),
         )
         .replace(
             "private_paths = []",
             "private_paths = [\"/data/\", \"$HOME/.probe_history\"]",
-        );
-    fs::write(&user_toml, text).unwrap();
+        )
+    });
     env.give_to_user();
     env.silo(&["init"]).success();
     install_probes(env, &env.ws);
@@ -412,15 +410,13 @@ fn data_of_the_single_volume_moves_into_its_own_volumes() {
         ]),
         "writing data in the old layout",
     );
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml)
-        .unwrap()
-        .replace(
+    env.edit_user_toml(|text| {
+        text.replace(
             "shared_paths = []",
             &format!("shared_paths = [\"$HOME/.cache/{tag}/\", \"/srv/data/\"]"),
         )
-        .replace("private_paths = []", "private_paths = [\"/data/\"]");
-    fs::write(&user_toml, text).unwrap();
+        .replace("private_paths = []", "private_paths = [\"/data/\"]")
+    });
     let run = env.silo(&["start"]);
     run.success()
         .stderr_has(&format!("moved shared/home/alice/.cache/{tag}"))

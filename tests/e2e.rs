@@ -104,18 +104,16 @@ fn chain(env: &TestEnv) {
     let tag = format!("e2e{}", std::process::id());
     // Persisted paths: a directory shared by all workspaces, a private directory and a
     // private file.
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml)
-        .unwrap()
-        .replace(
+    env.edit_user_toml(|text| {
+        text.replace(
             "shared_paths = []",
             &format!("shared_paths = [\"$HOME/.cache/{tag}/\"]"),
         )
         .replace(
             "private_paths = []",
             "private_paths = [\"/data/\", \"$HOME/.e2e_history\", \"$HOME/.local/share/e2e/\"]",
-        );
-    fs::write(&user_toml, text).unwrap();
+        )
+    });
     env.give_to_user();
 
     env.silo(&["start"]).success();
@@ -534,11 +532,7 @@ fn devcontainer_with_the_reference_cli() {
         r#"{ "customizations": { "vscode": { "extensions": ["user.ext"] } }, "remoteEnv": { "FROM_USER": "1" } }"#,
     )
     .unwrap();
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml)
-        .unwrap()
-        .replace("private_paths = []", "private_paths = [\"/data/\"]");
-    fs::write(&user_toml, text).unwrap();
+    env.edit_user_toml(|text| text.replace("private_paths = []", "private_paths = [\"/data/\"]"));
     env.silo(&["init"]).success();
     env.write(
         ".silo/devcontainer.json",
@@ -732,12 +726,12 @@ fn nix_library_parses_and_evaluates() {
 fn a_persisted_state_directory_does_not_skip_activation() {
     root_only!();
     let env = real_env!(None);
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml).unwrap().replace(
-        "private_paths = []",
-        "private_paths = [\"$HOME/.local/state/\"]",
-    );
-    fs::write(&user_toml, text).unwrap();
+    env.edit_user_toml(|text| {
+        text.replace(
+            "private_paths = []",
+            "private_paths = [\"$HOME/.local/state/\"]",
+        )
+    });
     let profile_shell = "command -v silo-shell";
     env.silo(&["start"]).success();
     let name = format!("silo-{}", env.id());

@@ -46,11 +46,7 @@ fn private_volumes(env: &TestEnv, id: &str) -> Vec<String> {
 }
 
 fn list_gc_and_rm_all(env: &TestEnv) {
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml)
-        .unwrap()
-        .replace("private_paths = []", "private_paths = [\"/data/\"]");
-    fs::write(&user_toml, text).unwrap();
+    env.edit_user_toml(|text| text.replace("private_paths = []", "private_paths = [\"/data/\"]"));
     env.give_to_user();
     let under = env.dir.path().display().to_string();
 

@@ -127,10 +127,9 @@ fn editing_home_nix_makes_the_image_outdated_until_rebuilt() {
 fn nix_inputs_from_both_files_reach_every_nix_build() {
     let env = TestEnv::with_fakes();
     init(&env, &[]);
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml).unwrap()
-        + "\n[nix.inputs]\nnixpkgs = \"github:me/nixpkgs\"\nhome-manager = \"path:/src/home-manager\"\n";
-    fs::write(&user_toml, text).unwrap();
+    env.edit_user_toml(|text| {
+        text + "\n[nix.inputs]\nnixpkgs = \"github:me/nixpkgs\"\nhome-manager = \"path:/src/home-manager\"\n"
+    });
     env.edit(".silo/silo.toml", |text| {
         text + "\n[nix.inputs]\nnixpkgs = \"path:/src/nixpkgs\"\n"
     });

@@ -372,30 +372,23 @@ fn rm_all_keep_config_keeps_the_workspace_files_and_approval() {
     let env = TestEnv::with_fakes();
     env.silo(&["start"]).success();
     let id = env.id();
-    let before: Vec<String> = [
-        "silo.toml",
-        "home.nix",
-        "flake.nix",
-        "flake.lock",
-        ".gitignore",
-    ]
-    .iter()
-    .map(|f| env.read(Path::new(".silo").join(f)))
-    .collect();
+    let kept = || -> Vec<String> {
+        [
+            "silo.toml",
+            "home.nix",
+            "flake.nix",
+            "flake.lock",
+            ".gitignore",
+        ]
+        .iter()
+        .map(|f| env.read(Path::new(".silo").join(f)))
+        .collect()
+    };
+    let before = kept();
     env.silo(&["rm", "--all", "--keep-config", "--yes"])
         .success()
         .stderr_has("Removed silo's files in");
-    let after: Vec<String> = [
-        "silo.toml",
-        "home.nix",
-        "flake.nix",
-        "flake.lock",
-        ".gitignore",
-    ]
-    .iter()
-    .map(|f| env.read(Path::new(".silo").join(f)))
-    .collect();
-    assert_eq!(before, after);
+    assert_eq!(before, kept());
     assert!(!env.ws.join(".silo/lib").exists());
     assert!(!env.ws.join(".silo/settings.json").exists());
     assert!(!env.state.join(format!("image-{id}")).exists());

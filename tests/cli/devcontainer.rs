@@ -14,11 +14,7 @@ fn devcontainer_json_merges_three_sources_with_silos_part_last() {
         r#"{"name": "mine", "customizations": {"vscode": {"extensions": ["user.ext"], "settings": {"editor.tabSize": 2}}}, "runArgs": ["--env=FROM_USER=1"]}"#,
     )
     .unwrap();
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml)
-        .unwrap()
-        .replace("create_args = []", "create_args = [\"--env=A=1\"]");
-    fs::write(&user_toml, text).unwrap();
+    env.edit_user_toml(|text| text.replace("create_args = []", "create_args = [\"--env=A=1\"]"));
     env.edit(".silo/silo.toml", |text| {
         text.replace("ports = []", "ports = [\"127.0.0.1:8080:80\"]")
             .replace("private_paths = []", "private_paths = [\"/data/\"]")

@@ -16,9 +16,7 @@ fn create_with(
     let mut env = TestEnv::with_fakes();
     env.set("FAKE_PODMAN_VERSION", podman_version);
     init(&env, init_args);
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let user = fs::read_to_string(&user_toml).unwrap();
-    fs::write(&user_toml, apply(&user, user_extra)).unwrap();
+    env.edit_user_toml(|user| apply(&user, user_extra));
     env.write(
         ".silo/silo.toml",
         &apply(&env.read(".silo/silo.toml"), workspace_extra),

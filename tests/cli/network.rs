@@ -218,13 +218,7 @@ fn none_has_no_network_and_refuses_ports() {
     env.edit(".silo/silo.toml", |t| {
         t.replace("ports = [\"8080:80\"]", "ports = []")
     });
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let user = std::fs::read_to_string(&user_toml).unwrap();
-    std::fs::write(
-        &user_toml,
-        user.replace("ports = []", "ports = [\"3000:3000\"]"),
-    )
-    .unwrap();
+    env.edit_user_toml(|user| user.replace("ports = []", "ports = [\"3000:3000\"]"));
     env.silo(&["start"])
         .failure()
         .stderr_has("so the ports 3000:3000 of ");
@@ -249,17 +243,13 @@ fn create_args_that_undo_the_policy_are_refused() {
 #[test]
 fn the_user_files_default_applies_and_a_change_outdates_the_container() {
     let env = workspace("ports = []");
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let user = std::fs::read_to_string(&user_toml).unwrap();
     // The user's own default needs no approval.
-    std::fs::write(
-        &user_toml,
+    env.edit_user_toml(|user| {
         user.replace(
             "egress = \"all\"\nallow = []",
             "egress = \"allow\"\nallow = [\"github.com\"]",
-        ),
-    )
-    .unwrap();
+        )
+    });
     env.silo(&["start"]).success();
     assert_eq!(env.calls_starting("podman", &["create"]).len(), 2);
     let status: serde_json::Value =

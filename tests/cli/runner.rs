@@ -257,13 +257,12 @@ fn local_inputs_are_mounted_read_only_at_the_same_path() {
     let checkout = env.dir.path().join("src/nixpkgs");
     fs::create_dir_all(&checkout).unwrap();
     set_user_nix(&env, &format!("runner_image = \"{IMAGE}\""));
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml).unwrap()
-        + &format!(
+    env.edit_user_toml(|text| {
+        text + &format!(
             "\n[nix.inputs]\nnixpkgs = \"path:{}?narHash=x\"\nhome-manager = \"github:me/hm\"\n",
             checkout.display()
-        );
-    fs::write(&user_toml, text).unwrap();
+        )
+    });
     let silo = env.ws.join(".silo");
     env.silo(&["-v", "build"]).success().stderr_has(&format!(
         "+ podman run --rm --pull=never --security-opt=label=disable --volume=silo-nix:/nix \

@@ -387,6 +387,14 @@ impl TestEnv {
         self.write(path, &change(self.read(path)));
     }
 
+    /// Rewrites the user's silo.user.toml through `change`.
+    pub fn edit_user_toml(&self, change: impl FnOnce(String) -> String) {
+        let path = self.config.join("silo/silo.user.toml");
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        fs::write(&path, change(text)).unwrap();
+    }
+
     /// The workspace id from .silo/silo.toml.
     pub fn id(&self) -> String {
         let toml = self.read(".silo/silo.toml");

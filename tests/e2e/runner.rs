@@ -22,28 +22,36 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-/// Builds, rebuilds and runs a workspace with Nix only in the runner.
-fn runner_chain(env: &mut TestEnv) {
-    env.only_bin_on_path = true;
-    let env = &*env;
-    let image = match RunnerImage::import(env) {
-        Ok(image) => image,
+/// The runner image; `None` (the test skipped) where it cannot be made, unless the
+/// end-to-end tests are required.
+fn runner_image(env: &TestEnv) -> Option<RunnerImage<'_>> {
+    match RunnerImage::import(env) {
+        Ok(image) => Some(image),
         Err(why) => {
             assert!(
                 !common::e2e_required(),
                 "SILO_E2E is set, but the runner image cannot be made: {why}"
             );
             common::skip(&format!("the runner image cannot be made: {why}"));
-            return;
+            None
         }
+    }
+}
+
+/// Builds, rebuilds and runs a workspace with Nix only in the runner.
+fn runner_chain(env: &mut TestEnv) {
+    env.only_bin_on_path = true;
+    let env = &*env;
+    let Some(image) = runner_image(env) else {
+        return;
     };
     env.remove_tool("nix");
-    let user_toml = env.config.join("silo/silo.user.toml");
-    let text = fs::read_to_string(&user_toml).unwrap().replace(
-        "runner = \"host\"",
-        &format!("runner_image = \"{}\"", image.name),
-    );
-    fs::write(&user_toml, text).unwrap();
+    env.edit_user_toml(|text| {
+        text.replace(
+            "runner = \"host\"",
+            &format!("runner_image = \"{}\"", image.name),
+        )
+    });
     env.give_to_user();
 
     let start = Instant::now();
@@ -178,16 +186,8 @@ fn the_store_volume_follows_a_new_runner_image() {
     let mut env = real_env!(None);
     env.only_bin_on_path = true;
     let env = &env;
-    let base = match RunnerImage::import(env) {
-        Ok(image) => image,
-        Err(why) => {
-            assert!(
-                !common::e2e_required(),
-                "SILO_E2E is set, but the runner image cannot be made: {why}"
-            );
-            common::skip(&format!("the runner image cannot be made: {why}"));
-            return;
-        }
+    let Some(base) = runner_image(env) else {
+        return;
     };
     let images: Vec<String> = ["one", "two"]
         .iter()
@@ -234,19 +234,15 @@ fn the_store_volume_follows_a_new_runner_image() {
         ]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
-    let user_toml = env.config.join("silo/silo.user.toml");
     let use_image = |name: &str| {
-        let text = fs::read_to_string(&user_toml).unwrap();
-        let kept: String = text
-            .lines()
-            .filter(|l| !l.starts_with("runner"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        fs::write(
-            &user_toml,
-            kept.replace("[nix]\n", &format!("[nix]\nrunner_image = \"{name}\"\n")),
-        )
-        .unwrap();
+        env.edit_user_toml(|text| {
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with("runner"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            kept.replace("[nix]\n", &format!("[nix]\nrunner_image = \"{name}\"\n"))
+        })
     };
 
     // A new volume is filled from the first image.
